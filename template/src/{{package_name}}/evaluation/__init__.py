@@ -1,0 +1,1 @@
+"""Evaluation: metrics, calibration, slices, behavioural tests, model comparison, the report."""

@@ -1,0 +1,1 @@
+"""Training: the loop, checkpointing and resume, distributed and mixed-precision helpers."""
