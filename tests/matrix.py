@@ -1,0 +1,119 @@
+"""The answer matrix: which combinations of answers the template tests render.
+
+The product is taken over the answers that change which files a project has (use_dvc,
+use_mlflow, use_docker, ci); the answers that change content only (task, license,
+python_version, the names) are rotated through it, as cookiecutter-data-science does, so each of
+their values is rendered several times and against every value of the structural answers.
+Every combination is rendered once per test session (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    "project_name": "my-dl-project",
+    "package_name": "my_dl_project",
+    "task": "image_classification",
+    "license": "MIT",
+    "python_version": "3.11",
+    "use_dvc": True,
+    "use_mlflow": True,
+    "use_docker": True,
+    "ci": "github",
+}
+
+STRUCTURAL: dict[str, list[Any]] = {
+    "use_dvc": [True, False],
+    "use_mlflow": [True, False],
+    "use_docker": [True, False],
+    "ci": ["github", "gitlab", "none"],
+}
+
+ROTATED: dict[str, list[Any]] = {
+    "task": ["image_classification", "tabular_classification", "tabular_regression"],
+    "license": ["MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary"],
+    "python_version": ["3.10", "3.11", "3.12", "3.13"],
+    # The package name is derived from the project name: exercise the derivation too.
+    "project_name": ["my-dl-project", "Digit Recognizer", "tabular.demo_2", "vision-lab"],
+}
+
+DERIVED_PACKAGE_NAMES = {
+    "my-dl-project": "my_dl_project",
+    "Digit Recognizer": "digit_recognizer",
+    "tabular.demo_2": "tabular_demo_2",
+    "vision-lab": "vision_lab",
+}
+
+
+def _rotate(values: list[Any], index: int, offset: int) -> Any:
+    # The extra `index // len(values)` shifts the cycle by one on every lap, so a rotated answer
+    # whose cycle length matches a structural answer's is not paired with one of its values only.
+    return values[(index + offset + index // len(values)) % len(values)]
+
+
+def combinations() -> list[dict[str, Any]]:
+    """Every structural combination, each with one value of every rotated answer."""
+    combos = []
+    for index, values in enumerate(itertools.product(*STRUCTURAL.values())):
+        answers = dict(zip(STRUCTURAL, values, strict=True))
+        for offset, (name, choices) in enumerate(ROTATED.items(), start=1):
+            answers[name] = _rotate(choices, index, offset)
+        combos.append(answers)
+    return combos
+
+
+def combination_id(answers: dict[str, Any]) -> str:
+    """A short, readable test id: task, then the structural answers."""
+    task = {"image_classification": "img", "tabular_classification": "tcls"}.get(
+        answers["task"], "treg"
+    )
+    flags = [
+        f"dvc{int(answers['use_dvc'])}",
+        f"mlf{int(answers['use_mlflow'])}",
+        f"dkr{int(answers['use_docker'])}",
+        f"ci-{answers['ci']}",
+    ]
+    return "-".join([task, *flags])
+
+
+def package_name(answers: dict[str, Any]) -> str:
+    return answers.get("package_name") or DERIVED_PACKAGE_NAMES[answers["project_name"]]
+
+
+def expected_files(answers: dict[str, Any]) -> set[str]:
+    """The exact set of files a render with these answers must contain."""
+    pkg = f"src/{package_name(answers)}"
+    files = {
+        ".copier-answers.yml",
+        ".editorconfig",
+        ".gitignore",
+        ".pre-commit-config.yaml",
+        "LICENSE",
+        "Makefile",
+        "README.md",
+        "pyproject.toml",
+        "data/raw/.gitkeep",
+        "data/processed/.gitkeep",
+        "reports/.gitkeep",
+        f"{pkg}/__init__.py",
+        f"{pkg}/data/__init__.py",
+        f"{pkg}/evaluation/__init__.py",
+        f"{pkg}/models/__init__.py",
+        f"{pkg}/models/cnn.py",
+        f"{pkg}/models/mlp.py",
+        f"{pkg}/tracking/__init__.py",
+        f"{pkg}/training/__init__.py",
+        "tests/test_layout.py",
+        "tests/test_models.py",
+    }
+    if answers["use_dvc"]:
+        files |= {".dvcignore"}
+    if answers["use_docker"]:
+        files |= {"Dockerfile", ".dockerignore"}
+    if answers["ci"] == "github":
+        files |= {".github/workflows/ci.yml"}
+    elif answers["ci"] == "gitlab":
+        files |= {".gitlab-ci.yml"}
+    return files

@@ -1,0 +1,70 @@
+"""Every answer combination renders into a clean project whose own checks pass."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from .conftest import COMBINATION_PARAMS, COMBINATIONS, run
+from .matrix import ROTATED, STRUCTURAL, expected_files, package_name
+
+# A Jinja delimiter left in a rendered file means a template bug. `${{ ... }}` in GitHub Actions
+# is that tool's own syntax and allowed.
+LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{|\{%|\{#")
+
+
+@pytest.mark.parametrize("answers", COMBINATION_PARAMS)
+def test_render_has_exactly_the_expected_files(render, answers):
+    project = render(answers)
+    expected = expected_files(answers)
+    assert sorted(project.files - expected) == [], "unexpected files"
+    assert sorted(expected - project.files) == [], "missing files"
+
+
+@pytest.mark.parametrize("answers", COMBINATION_PARAMS)
+def test_render_has_no_leftover_jinja_and_portable_names(render, answers):
+    project = render(answers)
+    for relative in project.files:
+        assert not set(relative) & set('"|<>:*?\\'), f"non-portable file name: {relative}"
+        text = (project.path / relative).read_text(encoding="utf-8")
+        match = LEFTOVER_JINJA.search(text)
+        where = text[match.start() - 40 : match.end() + 40] if match else ""
+        assert match is None, f"{relative} keeps a Jinja delimiter: ...{where}..."
+        if text:  # .gitkeep files are empty
+            assert text.endswith("\n"), f"{relative}: no newline at the end"
+            assert not text.endswith("\n\n"), f"{relative}: blank lines at the end"
+        assert "\t" not in text or relative == "Makefile", f"{relative} contains a tab"
+
+
+@pytest.mark.parametrize("answers", COMBINATION_PARAMS)
+def test_render_records_its_answers(render, answers):
+    project = render(answers)
+    recorded = yaml.safe_load((project.path / ".copier-answers.yml").read_text())
+    for name, value in answers.items():
+        assert recorded[name] == value, name
+    assert recorded["package_name"] == package_name(answers)
+
+
+@pytest.mark.parametrize("answers", COMBINATION_PARAMS)
+def test_render_passes_ruff(render, answers):
+    project = render(answers)
+    run(["ruff", "check", "--no-cache", "."], cwd=project.path)
+    run(["ruff", "format", "--no-cache", "--check", "."], cwd=project.path)
+
+
+@pytest.mark.parametrize("answers", COMBINATION_PARAMS)
+def test_render_passes_its_own_tests(render, answers):
+    project = render(answers)
+    proc = run(["python", "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project.path)
+    assert re.search(r"\d+ passed", proc.stdout), proc.stdout
+
+
+def test_matrix_covers_every_answer_value():
+    for name, values in {**STRUCTURAL, **ROTATED}.items():
+        assert {c[name] for c in COMBINATIONS} == set(values), name
+    # Each task meets each value of every structural answer.
+    for structural, values in STRUCTURAL.items():
+        pairs = {(c["task"], c[structural]) for c in COMBINATIONS}
+        assert len(pairs) == len(ROTATED["task"]) * len(values), structural
