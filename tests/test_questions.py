@@ -1,0 +1,124 @@
+"""copier.yml's questions: the defaults, and a refusal naming what is allowed for bad answers."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import copier
+import pytest
+import yaml
+
+from .conftest import TEMPLATE_ROOT
+
+# (question, bad answer, words the refusal must contain)
+BAD_ANSWERS = [
+    ("project_name", "", "must not be empty"),
+    ("project_name", " padded ", "must not start or end with spaces"),
+    ("project_name", "9lives", "must start with a letter"),
+    ("project_name", "my/project", "letters, digits, spaces"),
+    ("package_name", "MyPackage", "lowercase letters, digits and underscores"),
+    ("package_name", "my-package", "lowercase letters, digits and underscores"),
+    ("package_name", "2fast", "must start with a lowercase letter"),
+    ("package_name", "_private", "must start with a lowercase letter"),
+    ("package_name", "class", "is a Python keyword"),
+    ("package_name", "match", "is a Python keyword"),
+    ("package_name", "random", "shadow the standard-library module"),
+    ("package_name", "copy", "shadow the standard-library module"),
+    ("package_name", "test", "shadow the standard-library module"),
+    ("package_name", "torch", "shadow the dependency"),
+    ("package_name", "hydra", "shadow the dependency"),
+    ("package_name", "mlflow", "shadow the dependency"),
+    ("package_name", "sklearn", "shadow the dependency"),
+    ("package_name", "tests", "is a folder of the generated project"),
+    ("package_name", "data", "is a folder of the generated project"),
+    ("description", "", "must not be empty"),
+    ("description", 'say "hi"', "must not contain double quotes"),
+    ("description", "two\nlines", "single line"),
+    ("author_name", "   ", "must not be empty"),
+    ("author_name", 'A "B" C', "without double quotes"),
+    ("author_email", "not-an-email", "must be an e-mail address"),
+    ("author_email", "a@b", "must be an e-mail address"),
+    ("author_email", "a b@example.com", "must be an e-mail address"),
+    ("copyright_year", "26", "four-digit year"),
+    ("license", "GPL-3.0", "not in ['MIT', 'Apache-2.0', 'BSD-3-Clause', 'Proprietary']"),
+    ("python_version", "3.9", "not in ['3.10', '3.11', '3.12', '3.13']"),
+    ("python_version", "3.14", "not in ['3.10', '3.11', '3.12', '3.13']"),
+    ("task", "segmentation", "not in ['image_classification', 'tabular_classification'"),
+    ("use_dvc", "maybe", "not in [True, False]"),
+    ("use_mlflow", "sometimes", "not in [True, False]"),
+    ("use_docker", "2", "not in [True, False]"),
+    ("ci", "jenkins", "not in ['github', 'gitlab', 'none']"),
+]
+
+
+def copy(template: Path, destination: Path, **answers):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        copier.run_copy(
+            str(template), destination, data=answers, defaults=True, quiet=True, unsafe=False
+        )
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "message"),
+    BAD_ANSWERS,
+    ids=[f"{q}={a!r}" for q, a, _ in BAD_ANSWERS],
+)
+def test_bad_answer_is_refused_with_a_message(
+    template_snapshot, tmp_path, question, answer, message
+):
+    destination = tmp_path / "project"
+    with pytest.raises(ValueError, match=question) as refusal:
+        copy(template_snapshot, destination, **{question: answer})
+    assert message in str(refusal.value)
+    # Refused before anything was written.
+    assert not destination.exists() or not any(destination.iterdir())
+
+
+def test_every_question_with_free_text_has_a_validator():
+    questions = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text())
+    for name, spec in questions.items():
+        if name.startswith("_"):
+            continue
+        assert spec.get("help"), f"{name} has no help text"
+        assert "validator" in spec or "choices" in spec, f"{name} accepts any answer"
+
+
+def test_every_question_has_a_bad_answer_in_the_table():
+    questions = {
+        k
+        for k in yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text())
+        if not k.startswith("_")
+    }
+    assert questions == {question for question, _, _ in BAD_ANSWERS}
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [("yes", True), ("no", False), ("true", True), ("false", False), (True, True), (False, False)],
+)
+def test_yes_no_questions_accept_yes_and_no(render, answer, expected):
+    project = render({"use_docker": answer})
+    assert ("Dockerfile" in project.files) is expected
+
+
+def test_defaults_render_the_documented_project(default_project):
+    answers = yaml.safe_load((default_project.path / ".copier-answers.yml").read_text())
+    assert answers["package_name"] == "my_dl_project"
+    assert answers["task"] == "image_classification"
+    assert answers["use_dvc"] is True and answers["use_mlflow"] is True
+    assert answers["python_version"] == "3.11"
+
+
+def test_stdlib_names_cover_this_interpreter():
+    names = (TEMPLATE_ROOT / "includes" / "python_names.jinja").read_text()
+    missing = [
+        n
+        for n in sorted(sys.stdlib_module_names)
+        if not n.startswith("_") and f'"{n}"' not in names
+    ]
+    assert not missing, (
+        f"add these standard-library modules to includes/python_names.jinja: {missing}"
+    )
