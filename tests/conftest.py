@@ -35,10 +35,10 @@ GIT_IDENTITY = {
 }
 
 
-def tool_env(**extra: str) -> dict[str, str]:
-    """The environment for tools run on a rendered project: this venv first on PATH."""
+def tool_env(bin_dir: Path = VENV_BIN, **extra: str) -> dict[str, str]:
+    """The environment for tools run on a rendered project: `bin_dir` (this venv) first on PATH."""
     env = {**os.environ, **GIT_IDENTITY, **extra}
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     if "PYTEST_XDIST_WORKER" in os.environ:
         # Each xdist worker has a core: torch's thread pools fighting over both slow tests ~5x.
@@ -47,10 +47,12 @@ def tool_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run(cmd: list[str], cwd: Path, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
+def run(
+    cmd: list[str], cwd: Path, timeout: float = 600, bin_dir: Path = VENV_BIN, **env: str
+) -> subprocess.CompletedProcess:
     """Run a command in a rendered project; fail the test with its output if it fails."""
     proc = subprocess.run(
-        cmd, cwd=cwd, env=tool_env(**env), capture_output=True, text=True, timeout=timeout
+        cmd, cwd=cwd, env=tool_env(bin_dir, **env), capture_output=True, text=True, timeout=timeout
     )
     if proc.returncode != 0:
         pytest.fail(
