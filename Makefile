@@ -1,0 +1,54 @@
+# copier-deep-learning: the template's own commands. `make help` lists them.
+# `make demo` and `make test` set up everything they need on a machine with Python 3.11+ and pip.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= build/demo
+# Parallel test workers; each one renders the answer combinations it is given.
+WORKERS ?= 2
+# A stamp file: the environment is rebuilt when its requirements change.
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv demo test test-fast lint format bench clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --group test
+	touch $@
+
+venv: $(STAMP) ## Create the development environment in .venv
+
+demo: $(STAMP) ## Render a project with the default answers into build/demo and run it
+	rm -rf $(DEMO_DIR)
+	$(BIN)/copier copy --defaults --vcs-ref HEAD "$(CURDIR)" "$(DEMO_DIR)"
+	# The demo reuses this environment (it holds every generated dependency): VENV=...
+	$(MAKE) -C $(DEMO_DIR) lint test VENV="$(abspath $(VENV))"
+	@echo "The demo project is in $(DEMO_DIR): cd there and run 'make help'."
+
+test: $(STAMP) ## Run every test, the slow ones included
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup --durations=15
+
+test-fast: $(STAMP) ## Run the tests without the slow ones
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -m "not slow"
+
+lint: $(STAMP) ## Lint the template's code and the generated package's plain modules
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## Format the template's code
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP) ## Run the benchmarks (measurements, not tests)
+	$(BIN)/python benchmarks/render.py
+
+clean: ## Remove build outputs and caches (keeps .venv)
+	rm -rf build .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -not -path "./$(VENV)/*" -exec rm -rf {} +

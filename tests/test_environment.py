@@ -1,0 +1,35 @@
+"""The shared test environment can run every rendered project's own tests.
+
+The matrix runs each generated project's tests with this environment instead of installing each
+render (which would take minutes per combination); that is sound only while this environment
+satisfies every generated project's requirements. pyproject.toml's `generated` group lists them.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib.metadata import PackageNotFoundError, version
+
+import pytest
+from packaging.requirements import Requirement
+
+from .conftest import COMBINATION_PARAMS
+
+
+@pytest.mark.parametrize("answers", COMBINATION_PARAMS)
+def test_this_environment_satisfies_the_rendered_requirements(render, answers):
+    pyproject = tomllib.loads((render(answers).path / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    requirements = [Requirement(r) for r in project["dependencies"]]
+    for extra in project.get("optional-dependencies", {}).values():
+        requirements += [Requirement(r) for r in extra]
+    unmet = []
+    for requirement in requirements:
+        try:
+            installed = version(requirement.name)
+        except PackageNotFoundError:
+            unmet.append(f"{requirement} (not installed)")
+            continue
+        if not requirement.specifier.contains(installed, prereleases=True):
+            unmet.append(f"{requirement} (installed {installed})")
+    assert not unmet, f"add to pyproject.toml's `generated` group: {unmet}"
