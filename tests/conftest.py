@@ -43,7 +43,9 @@ def tool_env(bin_dir: Path = VENV_BIN, **extra: str) -> dict[str, str]:
     if "PYTEST_XDIST_WORKER" in os.environ:
         # Each xdist worker has a core: torch's thread pools fighting over both slow tests ~5x.
         env.setdefault("OMP_NUM_THREADS", "1")
-    env.pop("VIRTUAL_ENV", None)
+    # Run tools as a user would: not inside this venv, not as a sub-make of `make test`.
+    for inherited in ["VIRTUAL_ENV", "MAKELEVEL", "MAKEFLAGS", "MFLAGS"]:
+        env.pop(inherited, None)
     return env
 
 
