@@ -35,6 +35,8 @@ ROTATED: dict[str, list[Any]] = {
     "task": ["image_classification", "tabular_classification", "tabular_regression"],
     "license": ["MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary"],
     "python_version": ["3.10", "3.11", "3.12", "3.13"],
+    # Asked only with use_dvc; its URL answer takes the default for the kind of remote.
+    "dvc_remote": ["local", "s3", "gcs", "azure", "none"],
     # The package name is derived from the project name: exercise the derivation too.
     "project_name": ["my-dl-project", "Digit Recognizer", "tabular.demo_2", "vision-lab"],
 }
@@ -78,6 +80,13 @@ def combination_id(answers: dict[str, Any]) -> str:
     return "-".join([task, *flags])
 
 
+DATASETS = {
+    "image_classification": "digits",
+    "tabular_classification": "breast_cancer",
+    "tabular_regression": "diabetes",
+}
+
+
 def package_name(answers: dict[str, Any]) -> str:
     return answers.get("package_name") or DERIVED_PACKAGE_NAMES[answers["project_name"]]
 
@@ -94,11 +103,9 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "Makefile",
         "README.md",
         "pyproject.toml",
-        "data/raw/.gitkeep",
-        "data/processed/.gitkeep",
         "reports/.gitkeep",
         f"{pkg}/__init__.py",
-        f"{pkg}/data/__init__.py",
+        f"{pkg}/config.py",
         f"{pkg}/evaluation/__init__.py",
         f"{pkg}/models/__init__.py",
         f"{pkg}/models/cnn.py",
@@ -108,8 +115,28 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "tests/test_layout.py",
         "tests/test_models.py",
     }
+    # data
+    dataset = DATASETS[answers["task"]]
+    files |= {
+        "data/README.md",
+        "configs/train.yaml",
+        "configs/paths/default.yaml",
+        "configs/hydra/default.yaml",
+        f"configs/data/{dataset}.yaml",
+        f"{pkg}/data/__init__.py",
+        f"{pkg}/data/checks.py",
+        f"{pkg}/data/datasets.py",
+        f"{pkg}/data/prepare.py",
+        f"{pkg}/data/schemas.py",
+        f"{pkg}/data/sources.py",
+        f"{pkg}/data/validate.py",
+        f"{pkg}/data/version.py",
+        "tests/conftest.py",
+        "tests/test_data.py",
+        "tests/test_data_validation.py",
+    }
     if answers["use_dvc"]:
-        files |= {".dvcignore"}
+        files |= {".dvcignore", "dvc.yaml"}
     if answers["use_docker"]:
         files |= {"Dockerfile", ".dockerignore"}
     if answers["ci"] == "github":

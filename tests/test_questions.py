@@ -47,10 +47,31 @@ BAD_ANSWERS = [
     ("python_version", "3.14", "not in ['3.10', '3.11', '3.12', '3.13']"),
     ("task", "segmentation", "not in ['image_classification', 'tabular_classification'"),
     ("use_dvc", "maybe", "not in [True, False]"),
+    ("dvc_remote", "ftp", "not in ['local', 's3', 'gcs', 'azure', 'none']"),
+    ("dvc_remote_url", "has space", "without spaces"),
     ("use_mlflow", "sometimes", "not in [True, False]"),
     ("use_docker", "2", "not in [True, False]"),
     ("ci", "jenkins", "not in ['github', 'gitlab', 'none']"),
 ]
+
+# The URL must match the kind of remote.
+REMOTE_URLS = [
+    ("s3", "gs://bucket/data", "must start with s3://"),
+    ("gcs", "s3://bucket/data", "must start with gs://"),
+    ("azure", "/srv/storage", "must start with azure://"),
+    ("local", "s3://bucket/data", "must be a folder path, not a URL"),
+]
+
+
+@pytest.mark.parametrize(("remote", "url", "message"), REMOTE_URLS)
+def test_remote_url_must_match_the_remote(template_snapshot, tmp_path, remote, url, message):
+    with pytest.raises(ValueError, match="dvc_remote_url") as refusal:
+        copy(template_snapshot, tmp_path / "p", dvc_remote=remote, dvc_remote_url=url)
+    assert message in str(refusal.value)
+
+
+# Answers a bad answer needs beside it to be asked at all.
+CONTEXT = {"dvc_remote_url": {"dvc_remote": "s3"}}
 
 
 def copy(template: Path, destination: Path, **answers):
@@ -71,7 +92,7 @@ def test_bad_answer_is_refused_with_a_message(
 ):
     destination = tmp_path / "project"
     with pytest.raises(ValueError, match=question) as refusal:
-        copy(template_snapshot, destination, **{question: answer})
+        copy(template_snapshot, destination, **CONTEXT.get(question, {}), **{question: answer})
     assert message in str(refusal.value)
     # Refused before anything was written.
     assert not destination.exists() or not any(destination.iterdir())

@@ -1,0 +1,176 @@
+"""The checks behind ``validate``: schemas, disjoint splits and drift, and their report.
+
+Every check returns ``Failure`` rows instead of raising, so one run reports every problem at
+once; the entry points decide what to do with them.
+"""
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from scipy import stats
+
+
+@dataclass
+class Failure:
+    """One failed check: where (table, column), which check, and examples of what failed."""
+
+    table: str
+    column: str
+    check: str
+    failing_values: list = field(default_factory=list)
+    rows: list = field(default_factory=list)
+    count: int = 0
+
+
+class DataValidationError(Exception):
+    """Raised by the entry points when data fails its checks; the message is the report."""
+
+
+def _plain(value):
+    """A JSON-friendly version of a failure case (numpy scalars, NaN and inf included)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
+
+
+def schema_failures(
+    schema: type[pa.DataFrameModel], frame: pd.DataFrame, table: str, columns: list[str]
+) -> list[Failure]:
+    """Validate lazily: every failing column and check, with up to five examples each.
+
+    ``columns`` are the columns the table must have; a missing one is reported by name (a
+    schema whose features match a pattern cannot tell which one is gone).
+    """
+    failures = [
+        Failure(table, column, "column_present", [], [], len(frame))
+        for column in columns
+        if column not in frame.columns
+    ]
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        cases = errors.failure_cases.astype({"column": str, "check": str})
+        for (column, check), group in cases.groupby(["column", "check"], sort=False):
+            rows = [int(i) for i in group["index"].dropna().unique()[:5]]
+            values = [_plain(v) for v in group["failure_case"].unique()[:5]]
+            if check == "column_in_schema":  # an unexpected column: name it
+                failures += [Failure(table, str(v), "column_in_schema", [v]) for v in values]
+                continue
+            # A check on the whole table reports the schema's name as its column.
+            column_name = "<table>" if column == schema.__name__ else column
+            failures.append(Failure(table, column_name, check, values, rows, len(group)))
+    return failures
+
+
+def overlapping_ids(splits: dict[str, pd.DataFrame]) -> list[Failure]:
+    """Each id must belong to one split only: an overlap leaks training data into evaluation."""
+    failures = []
+    names = list(splits)
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            shared = np.intersect1d(splits[first]["id"], splits[second]["id"])
+            if len(shared):
+                failures.append(
+                    Failure(
+                        f"{first}+{second}",
+                        "id",
+                        "disjoint_splits",
+                        [int(v) for v in shared[:5]],
+                        [],
+                        len(shared),
+                    )
+                )
+    return failures
+
+
+def drift_failures(
+    train: pd.DataFrame,
+    other: pd.DataFrame,
+    table: str,
+    features: list[str],
+    target: str,
+    classification: bool,
+    drift: dict,
+) -> list[Failure]:
+    """Distribution shift between train and another split, gated on effect size.
+
+    A p-value alone flags negligible shifts on large data and misses large ones on small data,
+    so a feature fails only when its Kolmogorov-Smirnov statistic exceeds ``max_ks`` *and* the
+    shift is significant at ``alpha``. Labels compare by total variation distance.
+    """
+    failures = []
+    columns = features if classification else [*features, target]
+    for column in columns:
+        a, b = train[column].to_numpy(), other[column].to_numpy()
+        if len(a) == 0 or len(b) == 0:
+            continue
+        result = stats.ks_2samp(a, b)
+        if result.statistic > drift["max_ks"] and result.pvalue < drift["alpha"]:
+            failures.append(
+                Failure(
+                    table,
+                    column,
+                    f"drift: KS statistic {result.statistic:.3f} > {drift['max_ks']} "
+                    f"(p={result.pvalue:.2g})",
+                    [round(float(np.mean(a)), 4), round(float(np.mean(b)), 4)],
+                    [],
+                    len(b),
+                )
+            )
+    if classification and "max_label_tvd" in drift:
+        p = train[target].value_counts(normalize=True)
+        q = other[target].value_counts(normalize=True)
+        tvd = 0.5 * float(p.subtract(q, fill_value=0.0).abs().sum())
+        if tvd > drift["max_label_tvd"]:
+            failures.append(
+                Failure(
+                    table,
+                    target,
+                    f"drift: label total variation distance {tvd:.3f} > {drift['max_label_tvd']}",
+                    [],
+                    [],
+                    len(other),
+                )
+            )
+    return failures
+
+
+def format_failures(failures: list[Failure]) -> str:
+    """A plain-text table a person can read in a terminal or a CI log."""
+    header = ("table", "column", "check", "failing values", "rows", "count")
+    lines = [
+        (
+            f.table,
+            f.column,
+            f.check,
+            ", ".join(map(str, f.failing_values)),
+            ", ".join(map(str, f.rows)),
+            str(f.count),
+        )
+        for f in failures
+    ]
+    widths = [min(60, max(len(r[i]) for r in [header, *lines])) for i in range(len(header))]
+
+    def render(row: tuple[str, ...]) -> str:
+        return "  ".join(cell[:60].ljust(width) for cell, width in zip(row, widths, strict=True))
+
+    return "\n".join([render(header), render(tuple("-" * w for w in widths)), *map(render, lines)])
+
+
+def write_report(path: Path, failures: list[Failure], checked: dict) -> None:
+    """reports/validation.json: DVC tracks it as a metric, and the train stage depends on it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "passed": not failures,
+        "failures": len(failures),
+        "checked": checked,
+        "details": [asdict(f) for f in failures],
+    }
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,52 @@
+"""Datasets for training and evaluation: the processed splits as tensors.
+
+The whole of each split fits in memory (Parquet is column-major: the feature columns are read in
+one go and turned into a row-major array once). Each split is checked against its processed
+schema on loading, so nothing trains on data that breaks it, whichever command started it.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig
+from torch.utils.data import TensorDataset
+
+from .checks import DataValidationError, format_failures, schema_failures
+from .prepare import is_classification
+from .schemas import schemas_for
+
+
+def load_split(data: DictConfig, processed_dir: str | Path, split: str) -> TensorDataset:
+    """``(features, target)`` tensors of one split: ``train``, ``val`` or ``test``.
+
+    Features are float32, shaped ``data.image_shape`` per row for images; targets are int64
+    class indices for classification and float32 of shape ``(n, 1)`` for regression.
+    """
+    _, processed_schema, features = schemas_for(data.name)
+    path = Path(processed_dir) / f"{split}.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} does not exist: run `python -m <package>.data.prepare` (or `make prepare`)"
+        )
+    frame = pd.read_parquet(path)
+    failures = schema_failures(processed_schema, frame, split, ["id", *features, data.target])
+    if failures:
+        raise DataValidationError(
+            f"{path} breaks its schema; refusing to use it:\n{format_failures(failures)}"
+        )
+    inputs = torch.from_numpy(frame[features].to_numpy(dtype=np.float32, copy=True))
+    if data.get("image_shape"):
+        inputs = inputs.reshape(len(frame), *data.image_shape)
+    if is_classification(data):
+        target = torch.from_numpy(frame[data.target].to_numpy(dtype=np.int64, copy=True))
+    else:
+        values = frame[data.target].to_numpy(dtype=np.float32, copy=True)
+        target = torch.from_numpy(values).unsqueeze(1)
+    return TensorDataset(inputs, target)
+
+
+def num_features(data: DictConfig) -> int:
+    """The width of a flattened input row."""
+    return len(schemas_for(data.name)[2])

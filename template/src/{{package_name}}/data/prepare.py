@@ -1,0 +1,147 @@
+"""Prepare the data: source -> ``data/raw`` (written once) -> ``data/processed`` (Parquet splits).
+
+    python -m <package>.data.prepare [overrides]      # e.g. data.val_fraction=0.2
+
+1. The raw table is fetched from its source (``sources.py``), checked against its raw schema and
+   written to ``data/raw/<name>.parquet`` once: raw data is immutable, so an existing file is
+   read, never rewritten. Delete it to fetch again.
+2. The rows are split into train, val and test with a fixed seed (stratified by label for
+   classification), and transformed: pixels scaled to [0, 1]; tabular features standardised
+   with the training split's mean and standard deviation (saved in ``stats.json``, so that
+   prediction can apply the same transform).
+3. The splits are written to ``data/processed/`` as Parquet, all or nothing: they are built in a
+   temporary folder that replaces the old one only when complete.
+"""
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import hydra
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+from sklearn.model_selection import train_test_split
+
+from ..config import CONFIG_DIR
+from .checks import DataValidationError, format_failures, schema_failures
+from .schemas import schemas_for
+from .sources import load_source
+
+SPLITS = ("train", "val", "test")
+
+
+def is_classification(data: DictConfig) -> bool:
+    return data.task != "tabular_regression"
+
+
+def load_raw(data: DictConfig, raw_dir: Path) -> pd.DataFrame:
+    """The raw table: read from data/raw if it is there, else fetched, checked and written."""
+    raw_schema, _, features = schemas_for(data.name)
+    path = raw_dir / f"{data.name}.parquet"
+    frame = pd.read_parquet(path) if path.exists() else load_source(data.source, data.name)
+    columns = ["id", *features, data.target]
+    failures = schema_failures(raw_schema, frame, f"raw/{data.name}", columns)
+    if failures:
+        raise DataValidationError(
+            f"The raw data of {data.name!r} breaks its schema (data/schemas.py), so nothing was "
+            f"written:\n{format_failures(failures)}"
+        )
+    if not path.exists():
+        raw_dir.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".parquet.tmp")
+        frame.to_parquet(partial, index=False)
+        partial.replace(path)
+    return frame
+
+
+def split(frame: pd.DataFrame, data: DictConfig) -> dict[str, pd.DataFrame]:
+    """Seeded train/val/test splits, stratified by label for classification."""
+    if not 0 < data.val_fraction < 1 or not 0 < data.test_fraction < 1:
+        raise ValueError("data.val_fraction and data.test_fraction must be between 0 and 1")
+    if data.val_fraction + data.test_fraction >= 1:
+        raise ValueError("data.val_fraction + data.test_fraction must leave rows for training")
+    stratify = is_classification(data)
+    rest, test = train_test_split(
+        frame,
+        test_size=data.test_fraction,
+        random_state=data.split_seed,
+        stratify=frame[data.target] if stratify else None,
+    )
+    train, val = train_test_split(
+        rest,
+        test_size=data.val_fraction / (1 - data.test_fraction),
+        random_state=data.split_seed,
+        stratify=rest[data.target] if stratify else None,
+    )
+    return {
+        name: part.sort_values("id").reset_index(drop=True)
+        for name, part in zip(SPLITS, (train, val, test), strict=True)
+    }
+
+
+def transform(
+    splits: dict[str, pd.DataFrame], data: DictConfig, features: list[str]
+) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Scale the features with statistics of the training split only (no leakage)."""
+    if data.task == "image_classification":
+        offset = np.zeros(len(features))
+        scale = np.full(len(features), 16.0)  # digits' pixels range over 0..16
+    else:
+        train = splits["train"][features].to_numpy(dtype=np.float64)
+        offset = train.mean(axis=0)
+        scale = train.std(axis=0)
+        scale[scale == 0] = 1.0  # a constant feature stays constant instead of dividing by 0
+    processed = {}
+    for name, part in splits.items():
+        out = part[["id"]].astype(np.int64)
+        scaled = (part[features].to_numpy(dtype=np.float64) - offset) / scale
+        out = pd.concat([out, pd.DataFrame(scaled.astype(np.float32), columns=features)], axis=1)
+        target_dtype = np.int64 if is_classification(data) else np.float32
+        out[data.target] = part[data.target].to_numpy().astype(target_dtype)
+        processed[name] = out
+    stats = {"features": features, "offset": offset.tolist(), "scale": scale.tolist()}
+    return processed, stats
+
+
+def write_processed(processed: dict[str, pd.DataFrame], stats: dict, out_dir: Path) -> None:
+    """Replace data/processed only once every file of the new version is written."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".processed-", dir=out_dir.parent))
+    try:
+        for name, frame in processed.items():
+            frame.to_parquet(staging / f"{name}.parquet", index=False)
+        (staging / "stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+        # Two renames: the old version is moved aside, never deleted before the new one is in.
+        previous = out_dir.with_name(f".{out_dir.name}-previous")
+        shutil.rmtree(previous, ignore_errors=True)
+        if out_dir.exists():
+            out_dir.replace(previous)
+        staging.replace(out_dir)
+        shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def prepare(cfg: DictConfig) -> dict[str, pd.DataFrame]:
+    data = cfg.data
+    _, _, features = schemas_for(data.name)
+    frame = load_raw(data, Path(cfg.paths.raw_dir))
+    processed, stats = transform(split(frame, data), data, features)
+    write_processed(processed, stats, Path(cfg.paths.processed_dir))
+    return processed
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> None:
+    try:
+        processed = prepare(cfg)
+    except (DataValidationError, ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"prepare failed: {error}") from None
+    sizes = ", ".join(f"{name} {len(frame)}" for name, frame in processed.items())
+    print(f"prepared {cfg.data.name}: {sizes} rows in {cfg.paths.processed_dir}/")
+
+
+if __name__ == "__main__":
+    main()

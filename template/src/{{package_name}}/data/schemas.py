@@ -1,0 +1,134 @@
+"""pandera schemas: what raw and processed data must look like before anything trains on it.
+
+Raw schemas describe the data as it comes from its source (``sources.py``); processed schemas
+describe what ``prepare`` writes and the models read. ``validate`` checks every split against
+its processed schema, all failures at once. Bringing your own data? Write its two schemas here
+and register them in ``SCHEMAS``.
+"""
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+DIGITS_FEATURES = [f"pixel_{i}" for i in range(64)]
+BREAST_CANCER_FEATURES = [
+    f"{stat}_{measure}" if stat != "error" else f"{measure}_error"
+    for stat in ("mean", "error", "worst")
+    for measure in (
+        "radius", "texture", "perimeter", "area", "smoothness", "compactness",
+        "concavity", "concave_points", "symmetry", "fractal_dimension",
+    )
+]  # fmt: skip
+DIABETES_FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
+
+# Standardised features beyond this many standard deviations are data errors, not outliers.
+MAX_ABS_ZSCORE = 50.0
+
+
+def _has_exactly(df: pd.DataFrame, features: list[str]) -> bool:
+    return [c for c in df.columns if c not in ("id", "label", "target")] == features
+
+
+class _Table(pa.DataFrameModel):
+    """Shared by every table: unique, non-negative ids; no unexpected columns; not empty."""
+
+    id: Series[np.int64] = pa.Field(ge=0, unique=True)
+
+    class Config:
+        strict = True  # an unexpected column is an error
+        coerce = False  # a wrong dtype is an error, not something to paper over
+
+    @pa.dataframe_check(error="the table has no rows")
+    def not_empty(cls, df: pd.DataFrame) -> bool:
+        return len(df) > 0
+
+
+# --- digits -------------------------------------------------------------------------------------
+
+
+class DigitsRaw(_Table):
+    pixel: Series[np.int64] = pa.Field(alias=r"^pixel_\d+$", regex=True, ge=0, le=16)
+    label: Series[np.int64] = pa.Field(isin=list(range(10)))
+
+    @pa.dataframe_check(error="image rows must hold exactly pixel_0 ... pixel_63 (8x8), in order")
+    def image_shape(cls, df: pd.DataFrame) -> bool:
+        return _has_exactly(df, DIGITS_FEATURES)
+
+
+class DigitsProcessed(_Table):
+    pixel: Series[np.float32] = pa.Field(alias=r"^pixel_\d+$", regex=True, ge=0.0, le=1.0)
+    label: Series[np.int64] = pa.Field(isin=list(range(10)))
+
+    @pa.dataframe_check(error="image rows must hold exactly pixel_0 ... pixel_63 (8x8), in order")
+    def image_shape(cls, df: pd.DataFrame) -> bool:
+        return _has_exactly(df, DIGITS_FEATURES)
+
+
+# --- breast cancer ------------------------------------------------------------------------------
+
+_BREAST_CANCER_COLUMNS = r"^(mean_|worst_)\w+$|^\w+_error$"
+
+
+class BreastCancerRaw(_Table):
+    feature: Series[np.float64] = pa.Field(alias=_BREAST_CANCER_COLUMNS, regex=True, ge=0.0, le=1e4)
+    label: Series[np.int64] = pa.Field(isin=[0, 1])
+
+    @pa.dataframe_check(error="the table must hold exactly the 30 breast-cancer features, in order")
+    def features(cls, df: pd.DataFrame) -> bool:
+        return _has_exactly(df, BREAST_CANCER_FEATURES)
+
+
+class BreastCancerProcessed(_Table):
+    feature: Series[np.float32] = pa.Field(
+        alias=_BREAST_CANCER_COLUMNS, regex=True, ge=-MAX_ABS_ZSCORE, le=MAX_ABS_ZSCORE
+    )
+    label: Series[np.int64] = pa.Field(isin=[0, 1])
+
+    @pa.dataframe_check(error="the table must hold exactly the 30 breast-cancer features, in order")
+    def features(cls, df: pd.DataFrame) -> bool:
+        return _has_exactly(df, BREAST_CANCER_FEATURES)
+
+
+# --- diabetes -----------------------------------------------------------------------------------
+
+
+class DiabetesRaw(_Table):
+    age: Series[np.float64] = pa.Field(ge=0, le=120)
+    sex: Series[np.float64] = pa.Field(isin=[1.0, 2.0])
+    bmi: Series[np.float64] = pa.Field(ge=10, le=80)
+    bp: Series[np.float64] = pa.Field(ge=30, le=250)  # mean arterial blood pressure
+    serum: Series[np.float64] = pa.Field(alias=r"^s[1-6]$", regex=True, ge=0, le=1000)
+    target: Series[np.float64] = pa.Field(ge=0, le=1000)
+
+    @pa.dataframe_check(error="the table must hold exactly the 10 diabetes features, in order")
+    def features(cls, df: pd.DataFrame) -> bool:
+        return _has_exactly(df, DIABETES_FEATURES)
+
+
+class DiabetesProcessed(_Table):
+    feature: Series[np.float32] = pa.Field(
+        alias=r"^(age|sex|bmi|bp|s[1-6])$", regex=True, ge=-MAX_ABS_ZSCORE, le=MAX_ABS_ZSCORE
+    )
+    target: Series[np.float32] = pa.Field(ge=0, le=1000)
+
+    @pa.dataframe_check(error="the table must hold exactly the 10 diabetes features, in order")
+    def features(cls, df: pd.DataFrame) -> bool:
+        return _has_exactly(df, DIABETES_FEATURES)
+
+
+# dataset name -> (raw schema, processed schema, feature columns)
+SCHEMAS: dict[str, tuple[type[pa.DataFrameModel], type[pa.DataFrameModel], list[str]]] = {
+    "digits": (DigitsRaw, DigitsProcessed, DIGITS_FEATURES),
+    "breast_cancer": (BreastCancerRaw, BreastCancerProcessed, BREAST_CANCER_FEATURES),
+    "diabetes": (DiabetesRaw, DiabetesProcessed, DIABETES_FEATURES),
+}
+
+
+def schemas_for(name: str) -> tuple[type[pa.DataFrameModel], type[pa.DataFrameModel], list[str]]:
+    if name not in SCHEMAS:
+        raise ValueError(
+            f"data.name={name!r} has no schema; known datasets: {sorted(SCHEMAS)}. "
+            "Add its raw and processed schemas to data/schemas.py."
+        )
+    return SCHEMAS[name]

@@ -1,0 +1,116 @@
+"""The data pipeline of a rendered project, end to end and offline: with DVC and without it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+import yaml
+
+from .conftest import VENV_BIN, run
+from .matrix import package_name
+
+DVC = str(VENV_BIN / "dvc")
+
+
+def project_copy(rendered, tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(rendered.path, project)
+    return project, {"PYTHONPATH": str(project / "src")}
+
+
+@pytest.mark.slow
+def test_dvc_pipeline_runs_offline_and_versions_the_data(default_project, tmp_path):
+    project, env = project_copy(default_project, tmp_path)
+    pkg = package_name(default_project.answers)
+    # What `make setup` does for DVC (tests/test_copy_cli.py runs `make setup` itself).
+    for cmd in [
+        ["git", "init", "--quiet", "--initial-branch=main"],
+        [DVC, "init", "--quiet"],
+        [DVC, "config", "core.analytics", "false"],
+        [DVC, "config", "hydra.enabled", "true"],
+        [DVC, "config", "hydra.config_dir", "configs"],
+        [DVC, "config", "hydra.config_name", "train"],
+        [DVC, "remote", "add", "--default", "storage", str(tmp_path / "dvc-storage")],
+        ["python", "-m", f"{pkg}.config", "params.yaml"],
+        ["git", "add", "--all"],
+        ["git", "commit", "--quiet", "-m", "setup"],
+    ]:
+        run(cmd, cwd=project, **env)
+
+    first = run([DVC, "repro"], cwd=project, **env)
+    assert "Running stage 'prepare'" in first.stdout and "Running stage 'validate'" in first.stdout
+    assert json.loads((project / "reports" / "validation.json").read_text())["passed"] is True
+    second = run([DVC, "repro"], cwd=project, **env)
+    assert "Data and pipelines are up to date" in second.stdout
+    run(["git", "add", "--all"], cwd=project)
+    run(["git", "commit", "--quiet", "-m", "data"], cwd=project)
+
+    # The data version the tracking code records is DVC's md5 of data/processed.
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    md5 = next(o["md5"] for o in lock["stages"]["prepare"]["outs"] if o["path"] == "data/processed")
+    version = run(
+        [
+            "python",
+            "-c",
+            f"from {pkg}.data.version import data_version as v; print(v('data/processed'))",
+        ],
+        cwd=project,
+        **env,
+    )
+    assert md5 in version.stdout and md5.endswith(".dir")
+
+    # push, lose the cache and the data, pull them back.
+    run([DVC, "push"], cwd=project, **env)
+    train = pd.read_parquet(project / "data" / "processed" / "train.parquet")
+    for lost in [".dvc/cache", "data/raw", "data/processed"]:
+        shutil.rmtree(project / lost)
+    run([DVC, "pull"], cwd=project, **env)
+    pd.testing.assert_frame_equal(pd.read_parquet(project / "data/processed/train.parquet"), train)
+    assert "in sync" in run([DVC, "status", "--cloud"], cwd=project, **env).stdout
+
+    # An experiment with a Hydra override: DVC composes configs/ into params.yaml and reruns.
+    run([DVC, "exp", "run", "--set-param", "data.val_fraction=0.2"], cwd=project, **env)
+    assert yaml.safe_load((project / "params.yaml").read_text())["data"]["val_fraction"] == 0.2
+    val = pd.read_parquet(project / "data" / "processed" / "val.parquet")
+    total = len(train) / 0.7
+    assert len(val) == pytest.approx(0.2 * total, abs=2)
+
+
+@pytest.mark.slow
+def test_bad_raw_data_stops_dvc_repro_and_keeps_the_last_good_outputs(default_project, tmp_path):
+    project, env = project_copy(default_project, tmp_path)
+    pkg = package_name(default_project.answers)
+    for cmd in [
+        ["git", "init", "--quiet"],
+        [DVC, "init", "--quiet"],
+        [DVC, "config", "core.analytics", "false"],
+        ["python", "-m", f"{pkg}.config", "params.yaml"],
+    ]:
+        run(cmd, cwd=project, **env)
+    run([DVC, "repro"], cwd=project, **env)
+    processed = {p.name: p.read_bytes() for p in (project / "data/processed").iterdir()}
+    report = (project / "reports" / "validation.json").read_bytes()
+    # New raw data arrives with a label that cannot be.
+    raw_path = project / "data" / "raw" / "digits.parquet"
+    raw = pd.read_parquet(raw_path)
+    raw.loc[0, "label"] = 99
+    raw.to_parquet(raw_path, index=False)
+    with pytest.raises(pytest.fail.Exception, match="prepare failed") as failure:
+        run([DVC, "repro"], cwd=project, **env)
+    assert "label" in str(failure.value) and "isin" in str(failure.value)
+    assert "Running stage 'validate'" not in str(failure.value)
+    # The last good processed data and its report are still there, byte for byte.
+    assert {p.name: p.read_bytes() for p in (project / "data/processed").iterdir()} == processed
+    assert (project / "reports" / "validation.json").read_bytes() == report
+
+
+def test_make_repro_without_dvc_runs_prepare_then_validate(render, tmp_path):
+    rendered = render({"use_dvc": False, "task": "tabular_regression"})
+    project, env = project_copy(rendered, tmp_path)
+    assert not (project / "dvc.yaml").exists()
+    proc = run(["make", "repro", f"VENV={VENV_BIN.parent}"], cwd=project, **env)
+    assert "prepared diabetes" in proc.stdout and "validation passed" in proc.stdout
+    assert (project / "data" / "raw" / "diabetes.parquet").is_file()
