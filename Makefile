@@ -48,6 +48,7 @@ format: $(STAMP) ## Format the template's code
 
 bench: $(STAMP) ## Run the benchmarks (measurements, not tests)
 	$(BIN)/python benchmarks/render.py
+	$(BIN)/python benchmarks/validation.py
 
 clean: ## Remove build outputs and caches (keeps .venv)
 	rm -rf build .pytest_cache .ruff_cache
