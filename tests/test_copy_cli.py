@@ -81,3 +81,8 @@ def test_make_setup_installs_a_project_that_lints_and_tests_clean(cli_render):
     run(["pre-commit", "run", "--all-files"], cwd=destination, bin_dir=venv)
     proc = run(["make", "test"], cwd=destination)
     assert " passed" in proc.stdout
+    # The pipeline, offline, with the project's own DVC; a second run has nothing to do.
+    first = run(["make", "repro"], cwd=destination)
+    assert "Running stage 'validate'" in first.stdout
+    second = run(["make", "repro"], cwd=destination)
+    assert "Data and pipelines are up to date" in second.stdout
