@@ -1,0 +1,29 @@
+"""The generated projects' slow tests, once per task: training to accuracy, exact resume after a
+kill, DDP through torchrun, signals, a real tracking server. The matrix runs the fast ones on
+every render; these do not depend on the structural answers, only on the task."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .conftest import run
+from .matrix import ROTATED
+
+TASK_PARAMS = [
+    pytest.param(task, marks=pytest.mark.xdist_group(f"slow-{task}"), id=task)
+    for task in ROTATED["task"]
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", TASK_PARAMS)
+def test_generated_slow_tests_pass(render, task):
+    project = render({"task": task})
+    cmd = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "slow", "-rs"]
+    proc = run(cmd, cwd=project.path, timeout=1500)
+    assert re.search(r"\d+ passed", proc.stdout), proc.stdout
+    # GPU tests skip here with their reason; nothing else may skip.
+    skipped = [line for line in proc.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert all("CUDA" in line for line in skipped), skipped
