@@ -81,7 +81,8 @@ def template_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in TEMPLATE_FILES:
         source = TEMPLATE_ROOT / name
         if source.is_dir():
-            shutil.copytree(source, snapshot / name)
+            caches = shutil.ignore_patterns("__pycache__", "*.pyc", ".ruff_cache", ".pytest_cache")
+            shutil.copytree(source, snapshot / name, ignore=caches)
         else:
             shutil.copy2(source, snapshot / name)
     return snapshot

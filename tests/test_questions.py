@@ -50,6 +50,8 @@ BAD_ANSWERS = [
     ("dvc_remote", "ftp", "not in ['local', 's3', 'gcs', 'azure', 'none']"),
     ("dvc_remote_url", "has space", "without spaces"),
     ("use_mlflow", "sometimes", "not in [True, False]"),
+    ("mlflow_tracking_uri", "mlruns", "must be sqlite:///<file>, http(s)://<host>:<port>"),
+    ("mlflow_tracking_uri", "ftp://host", "must be sqlite:///<file>, http(s)://<host>:<port>"),
     ("use_docker", "2", "not in [True, False]"),
     ("ci", "jenkins", "not in ['github', 'gitlab', 'none']"),
 ]
