@@ -37,6 +37,8 @@ ROTATED: dict[str, list[Any]] = {
     "python_version": ["3.10", "3.11", "3.12", "3.13"],
     # Asked only with use_dvc; its URL answer takes the default for the kind of remote.
     "dvc_remote": ["local", "s3", "gcs", "azure", "none"],
+    # Asked only with use_docker.
+    "docker_base": ["cpu", "cuda"],
     # The package name is derived from the project name: exercise the derivation too.
     "project_name": ["my-dl-project", "Digit Recognizer", "tabular.demo_2", "vision-lab"],
 }
@@ -137,6 +139,60 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
     }
     if answers["use_dvc"]:
         files |= {".dvcignore", "dvc.yaml"}
+    # trainer
+    model = "cnn" if answers["task"] == "image_classification" else "mlp"
+    files |= {f"configs/model/{model}.yaml", f"configs/model/{model}_small.yaml"}
+    files |= {
+        "configs/trainer/default.yaml",
+        "configs/optimizer/adamw.yaml",
+        "configs/optimizer/sgd.yaml",
+        "configs/scheduler/cosine.yaml",
+        "configs/scheduler/none.yaml",
+        "configs/logger/none.yaml",
+        "configs/debug/fast_dev_run.yaml",
+        "configs/debug/overfit_batches.yaml",
+        "configs/debug/limit.yaml",
+        "configs/debug/profiler.yaml",
+        "configs/experiment/example.yaml",
+        "scripts/slurm/train.sbatch",
+        f"{pkg}/train.py",
+        f"{pkg}/tracking/base.py",
+        f"{pkg}/training/checkpoint.py",
+        f"{pkg}/training/distributed.py",
+        f"{pkg}/training/errors.py",
+        f"{pkg}/training/precision.py",
+        f"{pkg}/training/sampling.py",
+        f"{pkg}/training/schedulers.py",
+        f"{pkg}/training/trainer.py",
+        "tests/test_training.py",
+        "tests/test_training_processes.py",
+        "tests/training_helpers.py",
+    }
+    # tracking
+    files |= {f"{pkg}/tracking/run_info.py", "tests/test_tracking.py"}
+    if answers["use_mlflow"]:
+        files |= {
+            f"{pkg}/tracking/mlflow_logger.py",
+            "configs/logger/mlflow.yaml",
+            "tests/test_tracking_mlflow.py",
+        }
+    # evaluation
+    files |= {
+        "configs/evaluate.yaml",
+        f"configs/evaluation/{dataset}.yaml",
+        f"{pkg}/evaluate.py",
+        f"{pkg}/evaluation/behaviour.py",
+        f"{pkg}/evaluation/calibration.py",
+        f"{pkg}/evaluation/comparison.py",
+        f"{pkg}/evaluation/metrics.py",
+        f"{pkg}/evaluation/plots.py",
+        f"{pkg}/evaluation/report.py",
+        f"{pkg}/evaluation/slices.py",
+        f"{pkg}/evaluation/suite.py",
+        f"{pkg}/evaluation/thresholds.py",
+        "tests/test_evaluation.py",
+        "tests/test_evaluation_entry.py",
+    }
     if answers["use_docker"]:
         files |= {"Dockerfile", ".dockerignore"}
     if answers["ci"] == "github":

@@ -53,6 +53,7 @@ BAD_ANSWERS = [
     ("mlflow_tracking_uri", "mlruns", "must be sqlite:///<file>, http(s)://<host>:<port>"),
     ("mlflow_tracking_uri", "ftp://host", "must be sqlite:///<file>, http(s)://<host>:<port>"),
     ("use_docker", "2", "not in [True, False]"),
+    ("docker_base", "rocm", "not in ['cpu', 'cuda']"),
     ("ci", "jenkins", "not in ['github', 'gitlab', 'none']"),
 ]
 
