@@ -1,0 +1,47 @@
+"""The generated project's CI: the files load, and every step is a Makefile target that the
+template's own tests run (test_copy_cli.py runs setup, lint, test and repro in a fresh render)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+# The targets test_copy_cli.py's slow test runs with the project's own environment.
+TESTED_TARGETS = {"setup", "lint", "test", "repro"}
+
+
+def make_targets(commands: list[str]) -> list[str]:
+    targets = []
+    for command in commands:
+        match = re.fullmatch(r"make ([a-z-]+)", command.strip())
+        assert match, f"CI runs {command!r}, which is not a bare Makefile target"
+        targets.append(match.group(1))
+    return targets
+
+
+@pytest.mark.parametrize("ci", ["github", "gitlab"])
+def test_ci_steps_are_tested_makefile_targets(render, ci):
+    project = render({"ci": ci})
+    if ci == "github":
+        workflow = yaml.safe_load((project.path / ".github/workflows/ci.yml").read_text())
+        steps = workflow["jobs"]["test"]["steps"]
+        commands = [step["run"] for step in steps if "run" in step]
+        assert any(step.get("uses", "").startswith("actions/checkout") for step in steps)
+    else:
+        pipeline = yaml.safe_load((project.path / ".gitlab-ci.yml").read_text())
+        commands = list(pipeline["default"]["before_script"])
+        for job in ("lint", "test", "pipeline"):
+            commands += pipeline[job]["script"]
+    targets = make_targets(commands)
+    assert set(targets) == TESTED_TARGETS, targets
+    assert targets[0] == "setup"
+    makefile = (project.path / "Makefile").read_text()
+    for target in targets:
+        assert re.search(rf"^{target}:", makefile, re.MULTILINE), target
+
+
+def test_no_ci_means_no_ci_files(render):
+    project = render({"ci": "none"})
+    assert not [f for f in project.files if f.startswith(".github") or "gitlab" in f]
