@@ -1,0 +1,228 @@
+"""Evaluate a trained model: ``python -m <package>.evaluate ckpt_path=... [overrides]``.
+
+Rebuilds the model from the checkpoint's own config, predicts on the validation and test splits
+and writes ``metrics.json``, ``evaluation.md`` and PNG charts to ``paths.reports_dir`` (see
+``evaluation/``); with a tracking logger it also logs them to the checkpoint's run.
+
+Exit codes: 0 success; 2 bad config; 3 missing or unusable checkpoint; 5 missing or invalid data.
+"""
+
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from .config import CONFIG_DIR
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    # Imported here so that `--help` and config errors answer without importing torch.
+    from hydra.utils import instantiate
+
+    from .data.checks import DataValidationError
+    from .training.errors import TrainingError
+
+    logger = None
+    status = "FAILED"
+    try:
+        loaded = load_checkpoint(cfg.ckpt_path)
+        # Reopen the training run when the checkpoint knows it, so its metrics sit together.
+        run_id = (loaded[0].get("trainer_state") or {}).get("run_id")
+        logger = instantiate(cfg.logger, **({"run_id": run_id} if run_id else {}))
+        metrics = evaluate(cfg, logger, loaded)
+        status = "FINISHED"
+    except TrainingError as error:
+        fail(str(error), error.exit_code)
+    except (DataValidationError, FileNotFoundError) as error:
+        fail(f"the data cannot be used: {error}", 5)
+    finally:
+        if logger is not None:
+            logger.finish(status)
+    headline = [
+        k for k in ("test/accuracy", "test/f1_macro", "test/mae", "test/r2") if k in metrics
+    ]
+    print(", ".join(f"{k}={metrics[k]:.4g}" for k in headline))
+    print(f"wrote {Path(cfg.paths.reports_dir) / 'evaluation.md'} and metrics.json")
+
+
+def evaluate(
+    cfg: DictConfig, logger: Any = None, loaded: tuple[dict, Path] | None = None
+) -> dict[str, float]:
+    """Evaluate ``cfg.ckpt_path`` (or the already ``loaded`` checkpoint); returns the metrics."""
+    import numpy as np
+    import pandas as pd
+
+    from .data.datasets import load_split
+    from .data.prepare import is_classification
+    from .data.schemas import schemas_for
+    from .evaluation import report, suite
+    from .training.errors import ConfigError
+
+    state, path = loaded or load_checkpoint(cfg.ckpt_path)
+    trained = OmegaConf.create(state["config"])
+    if trained.data.name != cfg.data.name:
+        raise ConfigError(
+            f"{path} was trained on data.name={trained.data.name}, but this config evaluates "
+            f"data.name={cfg.data.name}: pass the matching data=... override."
+        )
+    settings = OmegaConf.to_container(cfg.evaluation, resolve=True)
+    model, device = restore_model(state, path, cfg.trainer.accelerator)
+    processed = Path(cfg.paths.processed_dir)
+    classification = is_classification(trained.data)
+    scale = None if classification else state.get("target_scale")
+
+    def predict(inputs: np.ndarray) -> np.ndarray:
+        return model_outputs(model, inputs, device, scale)
+
+    splits = {}
+    for name in ("val", "test"):
+        dataset = load_split(trained.data, processed, name)
+        x, y = dataset.tensors[0].numpy(), dataset.tensors[1].numpy()
+        frame = pd.read_parquet(processed / f"{name}.parquet")
+        splits[name] = suite.Split(
+            x=x, y=y if classification else y.ravel(), output=predict(x), frame=frame
+        )
+    y_train = load_split(trained.data, processed, "train").tensors[1].numpy()
+    others = {}
+    for other in settings.get("compare_with") or []:
+        other_path = load_checkpoint(other)[1]
+        name = f"{other_path.parent.parent.name}/{other_path.name}"
+        others[name] = test_outputs(other, splits["test"].x, classification, cfg)
+    seed_groups = {
+        group: [test_outputs(run, splits["test"].x, classification, cfg) for run in runs]
+        for group, runs in (settings.get("compare_seeds") or {}).items()
+    }
+
+    try:
+        results = suite.run(
+            settings,
+            splits["val"],
+            splits["test"],
+            predict,
+            y_train if classification else y_train.ravel(),
+            schemas_for(trained.data.name)[2],
+            seed=int(cfg.seed),
+            others=others,
+            seed_groups=seed_groups,
+        )
+    except (KeyError, ValueError) as error:
+        # A slice column, a feature or a setting the data or the suite does not know.
+        raise ConfigError(
+            f"configs/evaluation/ cannot be used with this data: {type(error).__name__}: {error}"
+        ) from None
+    files = report.write(
+        results,
+        cfg.paths.reports_dir,
+        splits["test"],
+        f"Evaluation of `{path}`",
+        settings.get("class_names"),
+    )
+    if logger is not None:
+        step = int((state.get("trainer_state") or {}).get("global_step", 0))
+        logger.log_metrics({f"evaluation/{k}": v for k, v in results["metrics"].items()}, step)
+        # Trackers that store files (MLflow) get the report too; the Logger protocol needs not.
+        log_artifact = getattr(logger, "log_artifact", None)
+        if log_artifact is not None:
+            for file in files:
+                log_artifact(file, "evaluation")
+    return results["metrics"]
+
+
+def load_checkpoint(ckpt_path: Any) -> tuple[dict[str, Any], Path]:
+    """The checkpoint dict and its file: ``ckpt_path`` is a .pt file or a run's folder."""
+    import torch
+
+    from .training.errors import CheckpointError
+
+    if ckpt_path is None:
+        raise CheckpointError(
+            "no checkpoint given: pass ckpt_path=<a .pt file written by the trainer> or "
+            "ckpt_path=<a run's folder> (outputs/train/<date>/ holds checkpoints/best.pt)."
+        )
+    given = Path(str(ckpt_path))
+    path = given
+    if given.is_dir():
+        folder = given / "checkpoints" if (given / "checkpoints").is_dir() else given
+        found = [folder / name for name in ("best.pt", "last.pt") if (folder / name).is_file()]
+        if not found:
+            raise CheckpointError(f"ckpt_path={given} holds no checkpoints/best.pt or last.pt.")
+        path = found[0]
+    elif not given.is_file():
+        raise CheckpointError(
+            f"ckpt_path={given} does not exist. Pass a .pt file written by the trainer "
+            "(<output_dir>/checkpoints/best.pt or last.pt) or a run's folder; relative paths "
+            "are relative to the folder you run from."
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointError(
+            f"ckpt_path={path} cannot be read as a checkpoint ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}). Is it a file the trainer wrote?"
+        ) from None
+    if not isinstance(state, dict) or not {"model", "config"} <= set(state):
+        raise CheckpointError(
+            f"ckpt_path={path} is not a checkpoint of this project's trainer: it needs the keys "
+            "'model' (the weights) and 'config' (the run's config)."
+        )
+    return state, path
+
+
+def test_outputs(ckpt_path: Any, inputs, classification: bool, cfg: DictConfig):
+    """Another checkpoint's outputs on ``inputs``."""
+    state, path = load_checkpoint(ckpt_path)
+    model, device = restore_model(state, path, cfg.trainer.accelerator)
+    return model_outputs(
+        model, inputs, device, None if classification else state.get("target_scale")
+    )
+
+
+def restore_model(state: dict[str, Any], path: Path, accelerator: str):
+    """The model of the checkpoint's config with its weights, in eval mode, and its device."""
+    import torch
+
+    from .training.errors import CheckpointError
+    from .training.trainer import build_model
+
+    use_cuda = accelerator != "cpu" and torch.cuda.is_available()
+    device = torch.device("cuda" if use_cuda else "cpu")
+    model = build_model(OmegaConf.create(state["config"]))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        raise CheckpointError(
+            f"{path}: the weights do not fit the model its config describes "
+            f"({str(error).splitlines()[0]})."
+        ) from None
+    return model.to(device).eval(), device
+
+
+def model_outputs(model, inputs, device, target_scale: dict[str, float] | None = None):
+    """Logits (classification) or values in the target's units (regression), as numpy."""
+    import numpy as np
+    import torch
+
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(inputs), 1024):
+            batch = torch.as_tensor(np.asarray(inputs[start : start + 1024]), device=device)
+            outputs.append(model(batch.float()).float().cpu())
+    out = torch.cat(outputs).numpy().astype(np.float64)
+    if target_scale is None:
+        return out
+    # The trainer standardises regression targets; undo it to report in the target's units.
+    return out.ravel() * target_scale["std"] + target_scale["mean"]
+
+
+def fail(message: str, code: int) -> None:
+    text = textwrap.fill(f"evaluate: error: {message}", width=100, break_long_words=False)
+    print(text, file=sys.stderr)
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Train a model: ``python -m <package>.train [overrides]``.
+
+Several processes: ``torchrun --nproc_per_node N -m <package>.train [overrides]`` (one machine),
+or on each of M machines ``torchrun --nnodes M --nproc_per_node N --rdzv-backend c10d
+--rdzv-endpoint HOST:PORT --rdzv-id JOB -m <package>.train paths.output_dir=SHARED/run``.
+
+Exit codes: 0 success; 2 bad config; 3 missing or unusable checkpoint; 4 non-finite loss;
+5 missing or invalid data; 128 + N stopped by signal N (SIGTERM, SIGUSR1) after saving a
+checkpoint: resume with ``ckpt_path=last paths.output_dir=<the run's folder>``.
+"""
+
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from .config import CONFIG_DIR
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> None:
+    # Imported here so that `--help` and config errors answer without importing torch.
+    from hydra.utils import instantiate
+
+    from .data.checks import DataValidationError
+    from .training import distributed
+    from .training.errors import TrainingError
+    from .training.trainer import Stopped, fit
+
+    logger = None
+    try:
+        ctx = distributed.setup(cfg.trainer.accelerator)
+        output_dir = run_dir(cfg, distributed)
+        if ctx.is_main:  # one tracking run per job; a resumed job continues its run
+            run_id = previous_run_id(cfg, output_dir)
+            logger = instantiate(cfg.logger, **({"run_id": run_id} if run_id else {}))
+        metrics = fit(cfg, output_dir, logger, ctx)
+    except TrainingError as error:
+        if logger is not None:
+            logger.finish("FAILED")
+        fail(str(error), error.exit_code)
+    except (DataValidationError, FileNotFoundError) as error:
+        if logger is not None:
+            logger.finish("FAILED")
+        fail(f"the data cannot be used: {error}", 5)
+    except Stopped as stopped:
+        print(stopped, file=sys.stderr)
+        raise SystemExit(128 + stopped.signum) from None
+    finally:
+        distributed.cleanup()
+    if ctx.is_main:
+        summary = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if "/" in k)
+        print(f"done: {summary}\nwrote {output_dir}/metrics.json")
+
+
+def run_dir(cfg: DictConfig, distributed) -> Path:
+    """``paths.output_dir``, or Hydra's run folder of rank 0, the same for every rank.
+
+    Each rank of a torchrun job composes its own Hydra run folder from the clock, so ranks that
+    start a second apart would write to different folders: rank 0's wins, and the other ranks
+    remove the folder Hydra made for them if it holds nothing but Hydra's own files.
+    """
+    if cfg.paths.output_dir:
+        return Path(cfg.paths.output_dir)
+    if cfg.ckpt_path == "last":
+        print(
+            "train: warning: ckpt_path=last looks for checkpoints in this run's new folder; to "
+            "resume a run, also pass paths.output_dir=<its folder>.",
+            file=sys.stderr,
+        )
+    from hydra.core.hydra_config import HydraConfig
+
+    own = Path(HydraConfig.get().runtime.output_dir)
+    shared = Path(distributed.broadcast_object(str(own)))
+    leftover = own.is_dir() and {p.name for p in own.iterdir()} <= {".hydra", "train.log"}
+    if shared != own and leftover:
+        shutil.rmtree(own, ignore_errors=True)
+    return shared
+
+
+def previous_run_id(cfg: DictConfig, output_dir: Path) -> str | None:
+    """The tracking run id kept in the checkpoint this run resumes from, if any."""
+    if cfg.ckpt_path is None:
+        return None
+    import warnings
+
+    from .training import checkpoint
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the trainer reports unreadable checkpoints itself
+        resumed = checkpoint.resolve(cfg.ckpt_path, output_dir / "checkpoints")
+    return resumed[0]["trainer_state"].get("run_id") if resumed else None
+
+
+def fail(message: str, code: int) -> None:
+    text = textwrap.fill(f"train: error: {message}", width=100, break_long_words=False)
+    print(text, file=sys.stderr)
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()

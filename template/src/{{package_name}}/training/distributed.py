@@ -1,0 +1,141 @@
+"""Running on one process or many: torchrun's environment, the process group, reductions.
+
+``torchrun --nproc_per_node N -m <package>.train`` starts N processes and sets RANK, LOCAL_RANK
+and WORLD_SIZE; a plain ``python -m`` run is a world of one, where every helper here is a no-op.
+Every rank must call the collective helpers in the same order.
+"""
+
+import contextlib
+import os
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where this process stands: its rank, the world size and its device."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup(accelerator: str = "auto") -> Context:
+    """Pick the device and, under torchrun, join the process group (nccl on CUDA, else gloo)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if accelerator not in ("auto", "cpu", "cuda", "gpu"):
+        raise ConfigError(
+            f"trainer.accelerator must be 'auto', 'cpu' or 'cuda', got {accelerator!r}."
+        )
+    if accelerator in ("cuda", "gpu") and not torch.cuda.is_available():
+        raise ConfigError(
+            "trainer.accelerator=cuda but PyTorch sees no CUDA device: run on a GPU machine with "
+            "a CUDA build of torch, or use trainer.accelerator=cpu (or auto)."
+        )
+    use_cuda = accelerator != "cpu" and torch.cuda.is_available()
+    device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    if world_size > 1 and not dist.is_initialized():
+        backend = "nccl" if use_cuda else "gloo"
+        dist.init_process_group(backend=backend, device_id=device if use_cuda else None)
+    return Context(rank=rank, local_rank=local_rank, world_size=world_size, device=device)
+
+
+def cleanup() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _active() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def barrier() -> None:
+    if _active():
+        dist.barrier()
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum ``tensor`` over the ranks, in place; returns it."""
+    if _active():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every rank when ``flag`` is true on at least one."""
+    if not _active():
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item() > 0)
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """Rank ``src``'s ``obj``, on every rank."""
+    if not _active():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def gather_objects(obj: Any) -> list[Any]:
+    """Every rank's ``obj``, in rank order, on every rank."""
+    if not _active():
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+class StopFlag:
+    """Set by SIGTERM or SIGUSR1 (preemption, ``scancel --signal``); read at step boundaries.
+
+    The handler only records the signal. The trainer agrees on the flag across ranks with
+    ``any_rank`` so that every rank saves a checkpoint at the same step, then exits.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopFlag":
+        for sig in self.SIGNALS:
+            # Outside the main thread signals cannot be handled: the flag then stays down.
+            with contextlib.suppress(ValueError):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.signal = signum
+
+    @property
+    def raised(self) -> bool:
+        return self.signal is not None
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """``worker_init_fn`` of DataLoader workers: only the main process reacts to SIGTERM."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
