@@ -32,7 +32,7 @@ def test_dvc_pipeline_runs_offline_and_versions_the_data(default_project, tmp_pa
         [DVC, "config", "core.analytics", "false"],
         [DVC, "config", "hydra.enabled", "true"],
         [DVC, "config", "hydra.config_dir", "configs"],
-        [DVC, "config", "hydra.config_name", "train"],
+        [DVC, "config", "hydra.config_name", "evaluate"],
         [DVC, "remote", "add", "--default", "storage", str(tmp_path / "dvc-storage")],
         ["python", "-m", f"{pkg}.config", "params.yaml"],
         ["git", "add", "--all"],
@@ -41,8 +41,24 @@ def test_dvc_pipeline_runs_offline_and_versions_the_data(default_project, tmp_pa
         run(cmd, cwd=project, **env)
 
     first = run([DVC, "repro"], cwd=project, **env)
-    assert "Running stage 'prepare'" in first.stdout and "Running stage 'validate'" in first.stdout
+    for stage in ["prepare", "validate", "train", "evaluate"]:
+        assert f"Running stage '{stage}'" in first.stdout, stage
     assert json.loads((project / "reports" / "validation.json").read_text())["passed"] is True
+    # The whole pipeline's results: the report, its charts, and one tracked run holding them.
+    metrics = json.loads((project / "reports" / "metrics.json").read_text())
+    assert metrics["test/accuracy"] > 0.9
+    assert (project / "reports" / "evaluation.md").is_file()
+    assert (project / "reports" / "confusion_matrix.png").is_file()
+    check_run = (
+        "import mlflow; mlflow.set_tracking_uri('sqlite:///mlflow.db');"
+        "[r] = mlflow.search_runs(search_all_experiments=True, output_format='list');"
+        "c = mlflow.MlflowClient();"
+        "print(sorted(r.data.metrics)); print([a.path for a in c.list_artifacts(r.info.run_id)]);"
+        "print([a.path for a in c.list_artifacts(r.info.run_id, 'evaluation')])"
+    )
+    tracked = run(["python", "-c", check_run], cwd=project, **env).stdout
+    assert "evaluation/test/accuracy" in tracked and "train/loss" in tracked
+    assert "evaluation/evaluation.md" in tracked and "evaluation/confusion_matrix.png" in tracked
     second = run([DVC, "repro"], cwd=project, **env)
     assert "Data and pipelines are up to date" in second.stdout
     run(["git", "add", "--all"], cwd=project)
@@ -107,10 +123,14 @@ def test_bad_raw_data_stops_dvc_repro_and_keeps_the_last_good_outputs(default_pr
     assert (project / "reports" / "validation.json").read_bytes() == report
 
 
-def test_make_repro_without_dvc_runs_prepare_then_validate(render, tmp_path):
+@pytest.mark.slow
+def test_make_repro_without_dvc_runs_the_whole_pipeline(render, tmp_path):
     rendered = render({"use_dvc": False, "task": "tabular_regression"})
     project, env = project_copy(rendered, tmp_path)
     assert not (project / "dvc.yaml").exists()
     proc = run(["make", "repro", f"VENV={VENV_BIN.parent}"], cwd=project, **env)
     assert "prepared diabetes" in proc.stdout and "validation passed" in proc.stdout
     assert (project / "data" / "raw" / "diabetes.parquet").is_file()
+    assert (project / "outputs" / "pipeline" / "checkpoints" / "best.pt").is_file()
+    metrics = json.loads((project / "reports" / "metrics.json").read_text())
+    assert metrics["test/r2"] > 0.2  # clearly better than the mean, whose R² is 0

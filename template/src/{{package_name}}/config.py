@@ -27,8 +27,12 @@ def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictCo
 
 
 def params_yaml(overrides: Sequence[str] = ()) -> str:
-    """The composed, resolved config as DVC writes it to params.yaml (`dvc exp run -S ...`)."""
-    config = compose(overrides)
+    """The composed, resolved config as DVC writes it to params.yaml (`dvc exp run -S ...`).
+
+    It is the ``evaluate`` config: everything of ``train`` plus the evaluation settings, so
+    every stage of the pipeline reads its keys from one file.
+    """
+    config = compose(overrides, config_name="evaluate")
     OmegaConf.resolve(config)
     return OmegaConf.to_yaml(config)
 

@@ -5,7 +5,8 @@ or on each of M machines ``torchrun --nnodes M --nproc_per_node N --rdzv-backend
 --rdzv-endpoint HOST:PORT --rdzv-id JOB -m <package>.train paths.output_dir=SHARED/run``.
 
 Exit codes: 0 success; 2 bad config; 3 missing or unusable checkpoint; 4 non-finite loss;
-5 missing or invalid data; 128 + N stopped by signal N (SIGTERM, SIGUSR1) after saving a
+5 missing or invalid data; 6 the tracking server cannot be reached (checked before training
+starts); 128 + N stopped by signal N (SIGTERM, SIGUSR1) after saving a
 checkpoint: resume with ``ckpt_path=last paths.output_dir=<the run's folder>``.
 """
 
@@ -26,6 +27,7 @@ def main(cfg: DictConfig) -> None:
     from hydra.utils import instantiate
 
     from .data.checks import DataValidationError
+    from .tracking.base import TrackingError
     from .training import distributed
     from .training.errors import TrainingError
     from .training.trainer import Stopped, fit
@@ -35,9 +37,13 @@ def main(cfg: DictConfig) -> None:
         ctx = distributed.setup(cfg.trainer.accelerator)
         output_dir = run_dir(cfg, distributed)
         if ctx.is_main:  # one tracking run per job; a resumed job continues its run
-            run_id = previous_run_id(cfg, output_dir)
-            logger = instantiate(cfg.logger, **({"run_id": run_id} if run_id else {}))
+            logger = open_run(cfg, output_dir, instantiate)
         metrics = fit(cfg, output_dir, logger, ctx)
+        if ctx.is_main:
+            record_outputs(cfg, output_dir, logger)
+            logger.finish("FINISHED")
+    except TrackingError as error:
+        fail(str(error), 6)
     except TrainingError as error:
         if logger is not None:
             logger.finish("FAILED")
@@ -47,6 +53,8 @@ def main(cfg: DictConfig) -> None:
             logger.finish("FAILED")
         fail(f"the data cannot be used: {error}", 5)
     except Stopped as stopped:
+        if logger is not None:
+            logger.finish("KILLED")
         print(stopped, file=sys.stderr)
         raise SystemExit(128 + stopped.signum) from None
     finally:
@@ -81,10 +89,10 @@ def run_dir(cfg: DictConfig, distributed) -> Path:
     return shared
 
 
-def previous_run_id(cfg: DictConfig, output_dir: Path) -> str | None:
-    """The tracking run id kept in the checkpoint this run resumes from, if any."""
+def resumed_state(cfg: DictConfig, output_dir: Path) -> dict:
+    """The trainer state kept in the checkpoint this run resumes from (empty when starting)."""
     if cfg.ckpt_path is None:
-        return None
+        return {}
     import warnings
 
     from .training import checkpoint
@@ -92,7 +100,38 @@ def previous_run_id(cfg: DictConfig, output_dir: Path) -> str | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the trainer reports unreadable checkpoints itself
         resumed = checkpoint.resolve(cfg.ckpt_path, output_dir / "checkpoints")
-    return resumed[0]["trainer_state"].get("run_id") if resumed else None
+    return resumed[0]["trainer_state"] if resumed else {}
+
+
+def open_run(cfg: DictConfig, output_dir: Path, instantiate):
+    """The tracking run: a new one, or the checkpoint's run reopened, and the data it reads."""
+    from hydra.errors import InstantiationException
+
+    from .tracking.base import TrackingError
+    from .tracking.records import record_data
+
+    state = resumed_state(cfg, output_dir)
+    run_id = state.get("run_id")
+    try:
+        logger = instantiate(cfg.logger, **({"run_id": run_id} if run_id else {}))
+    except InstantiationException as error:  # Hydra wraps the logger's own error
+        if isinstance(error.__cause__, TrackingError):
+            raise error.__cause__ from None
+        raise
+    if run_id:
+        logger.set_tags({"resumed_at_step": state.get("global_step", "unknown")})
+    record_data(logger, cfg)
+    return logger
+
+
+def record_outputs(cfg: DictConfig, output_dir: Path, logger) -> None:
+    """After training: metrics.json, checkpoints and the model (best weights) to the tracker."""
+    from .data.datasets import load_split
+    from .tracking.records import record_outputs as record
+    from .training.trainer import build_model
+
+    example = load_split(cfg.data, cfg.paths.processed_dir, "test").tensors[0][:2].numpy()
+    record(logger, output_dir, build_model(cfg), example)
 
 
 def fail(message: str, code: int) -> None:

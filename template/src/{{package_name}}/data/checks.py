@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
-from scipy import stats
 
 
 @dataclass
@@ -105,6 +104,8 @@ def drift_failures(
     so a feature fails only when its Kolmogorov-Smirnov statistic exceeds ``max_ks`` *and* the
     shift is significant at ``alpha``. Labels compare by total variation distance.
     """
+    from scipy import stats  # imported here: loading data for training needs no scipy
+
     failures = []
     columns = features if classification else [*features, target]
     for column in columns:

@@ -14,8 +14,7 @@ from omegaconf import DictConfig
 from torch.utils.data import TensorDataset
 
 from .checks import DataValidationError, format_failures, schema_failures
-from .prepare import is_classification
-from .schemas import schemas_for
+from .schemas import is_classification, schemas_for
 
 
 def load_split(data: DictConfig, processed_dir: str | Path, split: str) -> TensorDataset:

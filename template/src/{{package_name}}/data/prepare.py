@@ -22,18 +22,11 @@ import hydra
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
-from sklearn.model_selection import train_test_split
 
 from ..config import CONFIG_DIR
 from .checks import DataValidationError, format_failures, schema_failures
-from .schemas import schemas_for
+from .schemas import SPLITS, is_classification, schemas_for
 from .sources import load_source
-
-SPLITS = ("train", "val", "test")
-
-
-def is_classification(data: DictConfig) -> bool:
-    return data.task != "tabular_regression"
 
 
 def load_raw(data: DictConfig, raw_dir: Path) -> pd.DataFrame:
@@ -58,6 +51,8 @@ def load_raw(data: DictConfig, raw_dir: Path) -> pd.DataFrame:
 
 def split(frame: pd.DataFrame, data: DictConfig) -> dict[str, pd.DataFrame]:
     """Seeded train/val/test splits, stratified by label for classification."""
+    from sklearn.model_selection import train_test_split  # only prepare needs scikit-learn
+
     if not 0 < data.val_fraction < 1 or not 0 < data.test_fraction < 1:
         raise ValueError("data.val_fraction and data.test_fraction must be between 0 and 1")
     if data.val_fraction + data.test_fraction >= 1:

@@ -22,6 +22,14 @@ BREAST_CANCER_FEATURES = [
 ]  # fmt: skip
 DIABETES_FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
 
+SPLITS = ("train", "val", "test")
+
+
+def is_classification(data) -> bool:
+    """Whether ``data`` (the ``data`` config) has class labels rather than a continuous target."""
+    return data.task != "tabular_regression"
+
+
 # Standardised features beyond this many standard deviations are data errors, not outliers.
 MAX_ABS_ZSCORE = 50.0
 

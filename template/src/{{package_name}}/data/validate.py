@@ -24,8 +24,7 @@ from .checks import (
     schema_failures,
     write_report,
 )
-from .prepare import SPLITS, is_classification
-from .schemas import schemas_for
+from .schemas import SPLITS, is_classification, schemas_for
 
 
 def read_split(path: Path) -> tuple[pd.DataFrame | None, list[Failure]]:

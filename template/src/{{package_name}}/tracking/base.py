@@ -1,32 +1,56 @@
-"""The logger interface the trainer talks to, and the logger that records nothing.
+"""The logger interface the trainer and the evaluator talk to, and the logger that records nothing.
 
-The trainer receives any object with these three methods; the tracker-specific loggers (MLflow)
-live in their own modules here, so that the trainer never imports a tracker.
+The entry points build a logger from ``configs/logger/`` and hand it over; the tracker-specific
+loggers (MLflow) live in their own modules here, so that nothing else ever imports a tracker.
 """
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be used; the message names the URI and what to do."""
 
 
 @runtime_checkable
 class Logger(Protocol):
-    """What the trainer calls, on rank 0 only."""
+    """What the trainer and the evaluator call, on rank 0 only."""
 
     #: The tracker's id of the run, kept in checkpoints so that a resumed run can continue it.
     run_id: str | None
+    #: Whether checkpoints are uploaded to the tracker (they can be large).
+    log_checkpoints: bool
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        """Record the run's configuration (a flat mapping) once, at the start."""
+        """Record the run's configuration (a nested mapping) once, at the start."""
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         """Record metric values at an optimizer step."""
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Label the run (resumed at step N, the git commit, ...)."""
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """Keep a file or a folder with the run (a checkpoint, a chart, a report)."""
+
+    def log_table(self, table: Any, artifact_file: str) -> None:
+        """Keep a table (a pandas DataFrame) with the run: best and worst predictions."""
+
+    def log_dataset(self, frame: Any, name: str, digest: str, source: str, context: str) -> None:
+        """Record which data the run used: its name, version (digest) and where it lives."""
+
+    def log_model(self, model: Any, input_example: Any) -> None:
+        """Keep the trained model in a servable form, with an example input."""
 
     def finish(self, status: str = "FINISHED") -> None:
         """Close the run: ``FINISHED``, ``FAILED`` or ``KILLED``."""
 
 
 class NullLogger:
-    """Records nothing: the default (`logger=none`)."""
+    """Records nothing: ``logger=none``. Runs still write metrics.json and reports/."""
+
+    log_checkpoints = False
 
     def __init__(self, run_id: str | None = None) -> None:
         self.run_id = run_id
@@ -35,6 +59,21 @@ class NullLogger:
         pass
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        pass
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        pass
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        pass
+
+    def log_table(self, table: Any, artifact_file: str) -> None:
+        pass
+
+    def log_dataset(self, frame: Any, name: str, digest: str, source: str, context: str) -> None:
+        pass
+
+    def log_model(self, model: Any, input_example: Any) -> None:
         pass
 
     def finish(self, status: str = "FINISHED") -> None:
