@@ -47,23 +47,24 @@ def main() -> None:
         from my_dl_project.config import compose
         from my_dl_project.data.datasets import load_split
         from my_dl_project.data.prepare import prepare
+        from my_dl_project.tracking.base import NullLogger
+        from my_dl_project.tracking.mlflow_logger import MlflowLogger
         from my_dl_project.training.trainer import build_model, fit
 
         root = Path(tmp) / "work"
         overrides = [f"paths.data_dir={root}/data", f"paths.reports_dir={root}/reports"]
         prepare(compose(overrides))
-        cfg = compose(
-            [
-                *overrides,
-                f"trainer.max_epochs={EPOCHS}",
-                "trainer.limit_val_batches=1",
-                f"trainer.log_every_n_steps={WINDOW}",
-                "trainer.test_after_fit=false",
-                "trainer.enable_progress_bar=false",
-                "trainer.early_stopping.enabled=false",
-                f"data.batch_size={BATCH}",
-            ]
-        )
+        cfg_overrides = [
+            *overrides,
+            "logger=none",
+            f"trainer.max_epochs={EPOCHS}",
+            "trainer.limit_val_batches=1",
+            "trainer.test_after_fit=false",
+            "trainer.early_stopping.enabled=false",
+            f"data.batch_size={BATCH}",
+            f"trainer.log_every_n_steps={WINDOW}",
+        ]
+        cfg = compose([*cfg_overrides, "trainer.enable_progress_bar=false"])
         train = load_split(cfg.data, cfg.paths.processed_dir, "train")
         inputs, targets = train.tensors
         steps_per_epoch = len(inputs) // BATCH
@@ -91,44 +92,59 @@ def main() -> None:
                         start = time.perf_counter()
             return windows
 
-        class Throughput:
-            run_id = None
+        class Throughput(NullLogger):
+            """logger=none, keeping the trainer's own throughput figures."""
 
             def __init__(self) -> None:
+                super().__init__()
                 self.samples_per_sec: list[float] = []
-
-            def log_params(self, params) -> None:
-                pass
 
             def log_metrics(self, metrics, step) -> None:
                 if "train/samples_per_sec" in metrics and step % WINDOW == 0:
                     self.samples_per_sec.append(metrics["train/samples_per_sec"])
 
-            def finish(self, status="FINISHED") -> None:
-                pass
+        class TrackedThroughput(MlflowLogger):
+            """logger=mlflow (the default sqlite store), keeping the throughput figures too."""
 
-        def trainer() -> tuple[list[float], float]:
-            logger = Throughput()
+            def __init__(self) -> None:
+                uri = f"sqlite:///{root}/mlflow.db"
+                super().__init__(uri, "bench", log_system_metrics=False, log_model=False)
+                self.samples_per_sec: list[float] = []
+
+            def log_metrics(self, metrics, step) -> None:
+                super().log_metrics(metrics, step)
+                if "train/samples_per_sec" in metrics and step % WINDOW == 0:
+                    self.samples_per_sec.append(metrics["train/samples_per_sec"])
+
+        # The tracking comparison logs at the trainer's default interval, as users run it.
+        tracked_cfg = compose([*cfg_overrides[:-1], "trainer.enable_progress_bar=false"])
+
+        def trainer(make_logger=Throughput, config=cfg) -> tuple[list[float], float]:
+            logger = make_logger()
             with tempfile.TemporaryDirectory() as out:
                 start = time.perf_counter()
-                metrics = fit(cfg, out, logger)
+                metrics = fit(config, out, logger)
                 wall = (time.perf_counter() - start) / metrics["step"]
+            logger.finish()
             windows = [BATCH / rate for rate in logger.samples_per_sec]
             return windows, wall
 
         raw_loop()  # warm-up: first-call allocations and kernel selection
-        raw, steady, wall = [], [], []
+        trainer(TrackedThroughput)  # warm-up: creates the MLflow database (a one-off)
+        raw, steady, wall, untracked_wall, tracked_wall = [], [], [], [], []
         for _ in range(REPEATS):
             raw += raw_loop()
             windows, seconds = trainer()
             steady += windows
             wall.append(seconds)
+            untracked_wall.append(trainer(Throughput, tracked_cfg)[1])
+            tracked_wall.append(trainer(TrackedThroughput, tracked_cfg)[1])
 
         startup = []
         for _ in range(3):
             with tempfile.TemporaryDirectory() as out:
                 start = time.perf_counter()
-                command = [sys.executable, "-m", "my_dl_project.train", *overrides]
+                command = [sys.executable, "-m", "my_dl_project.train", *overrides, "logger=none"]
                 command += ["debug=fast_dev_run", f"paths.output_dir={out}"]
                 subprocess.run(
                     command,
@@ -139,7 +155,9 @@ def main() -> None:
                 )
                 startup.append(time.perf_counter() - start)
 
-    raw_us, steady_us, wall_us = (statistics.median(x) * 1e6 for x in (raw, steady, wall))
+    raw_us, steady_us, wall_us, untracked_us, tracked_us = (
+        statistics.median(x) * 1e6 for x in (raw, steady, wall, untracked_wall, tracked_wall)
+    )
     print(
         f"SmallCNN on digits, batch {BATCH}, {EPOCHS} epochs x {steps_per_epoch} steps, "
         f"{torch.get_num_threads()} threads, {REPEATS} runs each:"
@@ -148,6 +166,13 @@ def main() -> None:
     for label, value in [("trainer, steady state", steady_us), ("trainer, whole fit", wall_us)]:
         print(f"  {label:28s} {value:8.0f} us/step   {raw_us / value:.3f} of raw")
     print("    (the whole fit includes set-up, and validation and checkpoints every epoch)")
+    overhead = tracked_us / untracked_us - 1
+    print(f"  with the default log_every_n_steps={tracked_cfg.trainer.log_every_n_steps}:")
+    print(f"  {'  whole fit, logger=none':28s} {untracked_us:8.0f} us/step")
+    print(
+        f"  {'  whole fit, logger=mlflow':28s} {tracked_us:8.0f} us/step   "
+        f"{overhead:+.1%} (goal: under 2%)"
+    )
     print(f"  start-up, debug=fast_dev_run {statistics.median(startup):8.2f} s (goal: under 6 s)")
 
 
