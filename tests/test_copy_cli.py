@@ -49,7 +49,29 @@ def test_make_help_lists_the_targets(cli_render):
     destination, _ = cli_render
     proc = run(["make", "help"], cwd=destination)
     listed = {line.split()[0] for line in re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout).splitlines()}
-    assert listed == {"help", "setup", "lint", "format", "test", "clean", "docker-build"}
+    assert listed == {
+        "help",
+        "setup",
+        "install",
+        "init",
+        "lint",
+        "format",
+        "test",
+        "prepare",
+        "validate",
+        "train",
+        "tune",
+        "evaluate",
+        "predict",
+        "export",
+        "params",
+        "repro",
+        "mlflow-ui",
+        "mlflow-server",
+        "docker-build",
+        "docker-train",
+        "clean",
+    }
 
 
 @pytest.mark.slow

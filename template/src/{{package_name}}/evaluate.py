@@ -16,6 +16,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from .config import CONFIG_DIR
+from .inference import load_checkpoint, model_outputs, restore_model
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
@@ -57,8 +58,7 @@ def evaluate(
     import pandas as pd
 
     from .data.datasets import load_split
-    from .data.prepare import is_classification
-    from .data.schemas import schemas_for
+    from .data.schemas import is_classification, schemas_for
     from .evaluation import report, suite
     from .training.errors import ConfigError
 
@@ -132,46 +132,6 @@ def evaluate(
     return results["metrics"]
 
 
-def load_checkpoint(ckpt_path: Any) -> tuple[dict[str, Any], Path]:
-    """The checkpoint dict and its file: ``ckpt_path`` is a .pt file or a run's folder."""
-    import torch
-
-    from .training.errors import CheckpointError
-
-    if ckpt_path is None:
-        raise CheckpointError(
-            "no checkpoint given: pass ckpt_path=<a .pt file written by the trainer> or "
-            "ckpt_path=<a run's folder> (outputs/train/<date>/ holds checkpoints/best.pt)."
-        )
-    given = Path(str(ckpt_path))
-    path = given
-    if given.is_dir():
-        folder = given / "checkpoints" if (given / "checkpoints").is_dir() else given
-        found = [folder / name for name in ("best.pt", "last.pt") if (folder / name).is_file()]
-        if not found:
-            raise CheckpointError(f"ckpt_path={given} holds no checkpoints/best.pt or last.pt.")
-        path = found[0]
-    elif not given.is_file():
-        raise CheckpointError(
-            f"ckpt_path={given} does not exist. Pass a .pt file written by the trainer "
-            "(<output_dir>/checkpoints/best.pt or last.pt) or a run's folder; relative paths "
-            "are relative to the folder you run from."
-        )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise CheckpointError(
-            f"ckpt_path={path} cannot be read as a checkpoint ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''}). Is it a file the trainer wrote?"
-        ) from None
-    if not isinstance(state, dict) or not {"model", "config"} <= set(state):
-        raise CheckpointError(
-            f"ckpt_path={path} is not a checkpoint of this project's trainer: it needs the keys "
-            "'model' (the weights) and 'config' (the run's config)."
-        )
-    return state, path
-
-
 def test_outputs(ckpt_path: Any, inputs, classification: bool, cfg: DictConfig):
     """Another checkpoint's outputs on ``inputs``."""
     state, path = load_checkpoint(ckpt_path)
@@ -179,43 +139,6 @@ def test_outputs(ckpt_path: Any, inputs, classification: bool, cfg: DictConfig):
     return model_outputs(
         model, inputs, device, None if classification else state.get("target_scale")
     )
-
-
-def restore_model(state: dict[str, Any], path: Path, accelerator: str):
-    """The model of the checkpoint's config with its weights, in eval mode, and its device."""
-    import torch
-
-    from .training.errors import CheckpointError
-    from .training.trainer import build_model
-
-    use_cuda = accelerator != "cpu" and torch.cuda.is_available()
-    device = torch.device("cuda" if use_cuda else "cpu")
-    model = build_model(OmegaConf.create(state["config"]))
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as error:
-        raise CheckpointError(
-            f"{path}: the weights do not fit the model its config describes "
-            f"({str(error).splitlines()[0]})."
-        ) from None
-    return model.to(device).eval(), device
-
-
-def model_outputs(model, inputs, device, target_scale: dict[str, float] | None = None):
-    """Logits (classification) or values in the target's units (regression), as numpy."""
-    import numpy as np
-    import torch
-
-    outputs = []
-    with torch.no_grad():
-        for start in range(0, len(inputs), 1024):
-            batch = torch.as_tensor(np.asarray(inputs[start : start + 1024]), device=device)
-            outputs.append(model(batch.float()).float().cpu())
-    out = torch.cat(outputs).numpy().astype(np.float64)
-    if target_scale is None:
-        return out
-    # The trainer standardises regression targets; undo it to report in the target's units.
-    return out.ravel() * target_scale["std"] + target_scale["mean"]
 
 
 def fail(message: str, code: int) -> None:

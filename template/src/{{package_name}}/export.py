@@ -1,0 +1,44 @@
+"""Export for serving: ``python -m <package>.export ckpt_path=... [output=model.pt2]``.
+
+Saves the checkpoint's model, wrapped with the input scaling of ``paths.processed_dir/stats.json``
+and its output transform (``models/predictor.py``), as a ``torch.export`` program with a dynamic
+batch dimension: float32 raw rows ``(n, features)`` in; probabilities ``(n, classes)`` or values in
+the target's units ``(n,)`` out. Load it with ``torch.export.load(path).module()``; the file's
+``predictor.json`` describes the input and output (``inference.load_exported`` reads both).
+
+Exit codes: 0 success; 2 bad config; 3 missing or unusable checkpoint; 5 missing or invalid data.
+"""
+
+import sys
+import textwrap
+
+import hydra
+from omegaconf import DictConfig
+
+from .config import CONFIG_DIR
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
+def main(cfg: DictConfig) -> None:
+    # Imported here so that `--help` and config errors answer without importing torch.
+    from .data.checks import DataValidationError
+    from .inference import export_model
+    from .training.errors import TrainingError
+
+    try:
+        path = export_model(cfg)
+    except TrainingError as error:
+        fail(str(error), error.exit_code)
+    except (DataValidationError, FileNotFoundError) as error:
+        fail(f"the data cannot be used: {error}", 5)
+    print(f"wrote {path} (torch.export; load it with torch.export.load)")
+
+
+def fail(message: str, code: int) -> None:
+    text = textwrap.fill(f"export: error: {message}", width=100, break_long_words=False)
+    print(text, file=sys.stderr)
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()

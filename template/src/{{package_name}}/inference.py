@@ -1,0 +1,362 @@
+"""From a checkpoint to answers: what ``evaluate``, ``predict`` and ``export`` share.
+
+- ``load_checkpoint`` and ``restore_model``: the trainer's checkpoint and its model, in eval mode.
+- ``model_outputs``: a model's outputs on already processed inputs (what ``evaluate`` scores).
+- ``predictor``: the model wrapped with the scaling of ``data/processed/stats.json`` (the one
+  ``prepare`` applied to the training data), so that it takes raw rows (``models/predictor.py``).
+- ``read_input`` and ``input_rows``: a Parquet, CSV (or, for images, ``.npy``) file of raw rows,
+  checked against the data's raw schema (``data/schemas.py``), the target column optional.
+- ``predict``: all of the above for ``python -m <package>.predict``; ``export_model`` and
+  ``load_exported``: the ``torch.export`` program that ``python -m <package>.export`` writes.
+
+torch and pandas are imported inside the functions, so that the entry points that import this
+module answer ``--help`` and configuration errors without loading them.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+TABLE_SUFFIXES = (".parquet", ".csv")
+EXPORT_METADATA = "predictor.json"
+
+
+# ---- checkpoints --------------------------------------------------------------------------------
+
+
+def load_checkpoint(ckpt_path: Any) -> tuple[dict[str, Any], Path]:
+    """The checkpoint dict and its file: ``ckpt_path`` is a .pt file or a run's folder."""
+    import torch
+
+    from .training.errors import CheckpointError
+
+    if ckpt_path is None:
+        raise CheckpointError(
+            "no checkpoint given: pass ckpt_path=<a .pt file written by the trainer> or "
+            "ckpt_path=<a run's folder> (outputs/train/<date>/ holds checkpoints/best.pt)."
+        )
+    given = Path(str(ckpt_path))
+    path = given
+    if given.is_dir():
+        folder = given / "checkpoints" if (given / "checkpoints").is_dir() else given
+        found = [folder / name for name in ("best.pt", "last.pt") if (folder / name).is_file()]
+        if not found:
+            raise CheckpointError(f"ckpt_path={given} holds no checkpoints/best.pt or last.pt.")
+        path = found[0]
+    elif not given.is_file():
+        raise CheckpointError(
+            f"ckpt_path={given} does not exist. Pass a .pt file written by the trainer "
+            "(<output_dir>/checkpoints/best.pt or last.pt) or a run's folder; relative paths "
+            "are relative to the folder you run from."
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointError(
+            f"ckpt_path={path} cannot be read as a checkpoint ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}). Is it a file the trainer wrote?"
+        ) from None
+    if not isinstance(state, dict) or not {"model", "config"} <= set(state):
+        raise CheckpointError(
+            f"ckpt_path={path} is not a checkpoint of this project's trainer: it needs the keys "
+            "'model' (the weights) and 'config' (the run's config)."
+        )
+    return state, path
+
+
+def restore_model(state: dict[str, Any], path: Path, accelerator: str):
+    """The model of the checkpoint's config with its weights, in eval mode, and its device."""
+    import torch
+
+    from .training.errors import CheckpointError
+    from .training.trainer import build_model
+
+    use_cuda = accelerator != "cpu" and torch.cuda.is_available()
+    device = torch.device("cuda" if use_cuda else "cpu")
+    model = build_model(OmegaConf.create(state["config"]))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        raise CheckpointError(
+            f"{path}: the weights do not fit the model its config describes "
+            f"({str(error).splitlines()[0]})."
+        ) from None
+    return model.to(device).eval(), device
+
+
+def model_outputs(model, inputs, device, target_scale: dict[str, float] | None = None):
+    """Logits (classification) or values in the target's units (regression), as numpy."""
+    import numpy as np
+    import torch
+
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(inputs), 1024):
+            batch = torch.as_tensor(np.asarray(inputs[start : start + 1024]), device=device)
+            outputs.append(model(batch.float()).float().cpu())
+    out = torch.cat(outputs).numpy().astype(np.float64)
+    if target_scale is None:
+        return out
+    # The trainer standardises regression targets; undo it to report in the target's units.
+    return out.ravel() * target_scale["std"] + target_scale["mean"]
+
+
+def trained_config(state: dict[str, Any], path: Path, cfg: DictConfig) -> DictConfig:
+    """The checkpoint's config, refused when it was trained for another dataset or task."""
+    from .training.errors import ConfigError
+
+    trained = OmegaConf.create(state["config"])
+    for key in ("name", "task"):
+        was, now = trained.data.get(key), cfg.data.get(key)
+        if was != now:
+            raise ConfigError(
+                f"{path} was trained for data.{key}={was}, but this project's config has "
+                f"data.{key}={now}: its inputs and outputs would not mean the same. Use a "
+                "checkpoint trained on this data, or pass the matching data=... override."
+            )
+    return trained
+
+
+# ---- raw rows in --------------------------------------------------------------------------------
+
+
+def read_input(path: Path, data: DictConfig):
+    """The raw rows of ``path``: Parquet or CSV; for images also ``.npy``, (n, H, W) or (n, H*W)."""
+    import numpy as np
+    import pandas as pd
+
+    from .data.checks import DataValidationError
+    from .data.schemas import schemas_for
+    from .training.errors import ConfigError
+
+    images = bool(data.get("image_shape"))
+    allowed = (*TABLE_SUFFIXES, ".npy") if images else TABLE_SUFFIXES
+    if path.suffix not in allowed:
+        raise ConfigError(f"input={path}: expected a file ending in {', '.join(allowed)}.")
+    if not path.is_file():
+        raise FileNotFoundError(f"input={path} does not exist")
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix == ".csv":
+        return pd.read_csv(path)
+    array = np.load(path, allow_pickle=False)
+    features = schemas_for(data.name)[2]
+    if array.ndim < 2 or int(np.prod(array.shape[1:])) != len(features):
+        raise DataValidationError(
+            f"input={path} holds an array of shape {array.shape}; expected (n, "
+            f"{', '.join(map(str, data.image_shape[1:]))}) or (n, {len(features)}) raw pixels."
+        )
+    return pd.DataFrame(array.reshape(len(array), -1), columns=features)
+
+
+def input_rows(frame, data: DictConfig, table: str = "input"):
+    """``(ids, features)`` of raw rows checked against the raw schema; the target is optional.
+
+    Columns may come in any order. An ``id`` column is optional too: without one, the rows are
+    numbered from 0. Integers where the schema wants floats are widened, and whole floats where
+    it wants integers narrowed (CSV and ``.npy`` files do not keep dtypes); nothing else is
+    coerced. Every broken rule is reported at once, naming the column.
+    """
+    import numpy as np
+
+    from .data.checks import DataValidationError, format_failures, schema_failures
+    from .data.schemas import schemas_for
+
+    raw_schema, _, features = schemas_for(data.name)
+    frame = frame.copy()
+    if "id" not in frame.columns:
+        frame.insert(0, "id", np.arange(len(frame), dtype=np.int64))
+    known = [c for c in ["id", *features, data.target] if c in frame.columns]
+    frame = frame[known + [c for c in frame.columns if c not in known]]
+    with_target = data.target in frame.columns
+    schema = raw_schema if with_target else _WithoutColumn(raw_schema, data.target)
+    _align_dtypes(frame, schema.to_schema().get_dtypes(frame))
+    failures = schema_failures(schema, frame, table, ["id", *features])
+    if failures:
+        raise DataValidationError(
+            f"the {table} rows do not fit the raw schema of {data.name!r} (data/schemas.py; the "
+            f"target column {data.target!r} is optional):\n{format_failures(failures)}"
+        )
+    return frame["id"].to_numpy(), frame[features].to_numpy(dtype=np.float64, copy=True)
+
+
+class _WithoutColumn:
+    """A raw schema less one column, read the way ``schema_failures`` reads a schema model."""
+
+    def __init__(self, model, column: str) -> None:
+        self.__name__ = model.__name__
+        self._schema = model.to_schema().remove_columns([column])
+
+    def to_schema(self):
+        return self._schema
+
+    def validate(self, frame, lazy: bool = False):
+        return self._schema.validate(frame, lazy=lazy)
+
+
+def _align_dtypes(frame, expected: dict) -> None:
+    import numpy as np
+    import pandas as pd
+
+    for column, dtype in expected.items():
+        if column not in frame.columns:
+            continue  # reported by the schema check, by name
+        want, have = str(dtype), frame[column].dtype
+        if want == str(have):
+            continue
+        if pd.api.types.is_integer_dtype(have) and (want.startswith(("float", "int"))):
+            frame[column] = frame[column].astype(want)  # uint8 pixels, integers in a CSV
+        elif want.startswith("int") and pd.api.types.is_float_dtype(have):
+            values = frame[column].to_numpy()
+            if np.isfinite(values).all() and (values == np.round(values)).all():
+                frame[column] = values.astype(want)
+
+
+def load_stats(processed_dir: str | Path, features: list[str]) -> dict[str, list[float]]:
+    """``offset`` and ``scale`` that ``prepare`` applied to the features (``stats.json``)."""
+    from .data.checks import DataValidationError
+
+    path = Path(processed_dir) / "stats.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} does not exist: predict scales raw rows as prepare scaled the training data; "
+            "run `python -m <package>.data.prepare` (or `make prepare`), or point "
+            "paths.processed_dir at the data the checkpoint was trained on."
+        )
+    stats = json.loads(path.read_text(encoding="utf-8"))
+    if stats.get("features") != list(features):
+        raise DataValidationError(
+            f"{path} describes the features {stats.get('features')}, not those of the schema "
+            f"({features}): prepare the data again."
+        )
+    return stats
+
+
+def predictor(state: dict[str, Any], path: Path, cfg: DictConfig, accelerator: str = "cpu"):
+    """The checkpoint's model taking raw rows (``models.predictor.Predictor``), and its device."""
+    from .data.schemas import is_classification, schemas_for
+    from .models.predictor import Predictor
+
+    trained = trained_config(state, path, cfg)
+    stats = load_stats(cfg.paths.processed_dir, schemas_for(trained.data.name)[2])
+    model, device = restore_model(state, path, accelerator)
+    target_scale = None if is_classification(trained.data) else state.get("target_scale")
+    if not is_classification(trained.data) and not target_scale:
+        from .training.errors import CheckpointError
+
+        raise CheckpointError(f"{path} has no target_scale: it was not written by the trainer.")
+    wrapped = Predictor(
+        model, stats["offset"], stats["scale"], trained.data.get("image_shape"), target_scale
+    )
+    return wrapped.to(device).eval(), device
+
+
+# ---- predict ------------------------------------------------------------------------------------
+
+
+def predict(cfg: DictConfig):
+    """``python -m <package>.predict``: predictions for ``cfg.input``, written to ``cfg.output``.
+
+    Returns the predictions as a DataFrame: ``id``, ``prediction`` (the class index, or the value
+    in the target's units) and, for classification, ``prob_<class>`` per class.
+    """
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from .training.errors import ConfigError
+
+    for key in ("input", "output"):
+        if cfg.get(key) is None:
+            raise ConfigError(f"{key}=... is required: predict reads input= and writes output=.")
+    output = Path(str(cfg.output))
+    if output.suffix not in TABLE_SUFFIXES:
+        raise ConfigError(f"output={output}: expected a file ending in .parquet or .csv.")
+    batch_size = int(cfg.batch_size)
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {cfg.batch_size}.")
+    state, path = load_checkpoint(cfg.ckpt_path)
+    trained = trained_config(state, path, cfg)
+    ids, rows = input_rows(read_input(Path(str(cfg.input)), trained.data), trained.data)
+    model, device = predictor(state, path, cfg, cfg.trainer.accelerator)
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(rows), batch_size):
+            batch = torch.as_tensor(rows[start : start + batch_size], device=device)
+            outputs.append(model(batch).cpu())
+    out = torch.cat(outputs).numpy().astype(np.float64)
+    result = pd.DataFrame({"id": ids})
+    if model.classification:
+        result["prediction"] = out.argmax(axis=1).astype(np.int64)
+        for k in range(out.shape[1]):
+            result[f"prob_{k}"] = out[:, k]
+    else:
+        result["prediction"] = out
+    write_table(result, output)
+    return result
+
+
+def write_table(frame, path: Path) -> None:
+    """Parquet or CSV by suffix, written beside ``path`` and renamed over it when complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.tmp")
+    if path.suffix == ".parquet":
+        frame.to_parquet(partial, index=False)
+    else:
+        frame.to_csv(partial, index=False)
+    partial.replace(path)
+
+
+# ---- export -------------------------------------------------------------------------------------
+
+
+def export_model(cfg: DictConfig) -> Path:
+    """``python -m <package>.export``: the checkpoint's ``Predictor`` as a torch.export program.
+
+    Saved with ``torch.export.save`` to ``cfg.output`` (default: beside the checkpoint, with the
+    suffix ``.pt2``); the batch dimension is dynamic. The program takes float32 raw rows of shape
+    ``(n, features)``; ``predictor.json`` inside the file says what goes in and comes out.
+    """
+    import torch
+
+    from .data.schemas import is_classification, schemas_for
+    from .training.errors import ConfigError
+
+    state, path = load_checkpoint(cfg.ckpt_path)
+    output = Path(str(cfg.output)) if cfg.get("output") else path.with_suffix(".pt2")
+    if output.suffix != ".pt2":
+        raise ConfigError(f"output={output}: torch.export programs are saved as .pt2 files.")
+    model, _ = predictor(state, path, cfg, "cpu")
+    data = trained_config(state, path, cfg).data
+    features = schemas_for(data.name)[2]
+    example = torch.zeros(2, len(features), dtype=torch.float32)
+    batch = torch.export.Dim("batch", min=1)
+    with torch.no_grad():
+        program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+    classification = is_classification(data)
+    metadata = {
+        "checkpoint": str(path),
+        "data": {"name": data.name, "task": data.task, "target": data.target},
+        "input": {"dtype": "float32", "shape": ["n", len(features)], "columns": features},
+        "output": (
+            {"kind": "probabilities", "shape": ["n", int(data.num_classes)]}
+            if classification
+            else {"kind": "prediction in the target's units", "shape": ["n"]}
+        ),
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.stem}.partial.pt2")  # torch wants the .pt2 suffix
+    torch.export.save(program, partial, extra_files={EXPORT_METADATA: json.dumps(metadata)})
+    partial.replace(output)
+    return output
+
+
+def load_exported(path: str | Path):
+    """``(program, metadata)``: call ``program.module()(rows)`` on float32 raw rows."""
+    import torch
+
+    extra = {EXPORT_METADATA: ""}
+    program = torch.export.load(Path(path), extra_files=extra)
+    return program, json.loads(extra[EXPORT_METADATA])

@@ -1,0 +1,46 @@
+"""Batch inference: ``python -m <package>.predict ckpt_path=... input=... output=...``.
+
+Reads raw rows (Parquet or CSV with the source's columns; for images also a ``.npy`` array of
+raw pixels), checks them against the raw schema, scales them as ``prepare`` did (with
+``paths.processed_dir/stats.json``) and writes ``id``, ``prediction`` and, for classification,
+``prob_<class>`` per class to ``output`` (Parquet or CSV, by suffix). See ``inference.py``.
+
+Exit codes: 0 success; 2 bad config (a checkpoint of another dataset or task included);
+3 missing or unusable checkpoint; 5 missing or invalid input or data.
+"""
+
+import sys
+import textwrap
+
+import hydra
+from omegaconf import DictConfig
+
+from .config import CONFIG_DIR
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
+def main(cfg: DictConfig) -> None:
+    # Imported here so that `--help` and config errors answer without importing torch.
+    from .data.checks import DataValidationError
+    from .inference import predict
+    from .training.errors import TrainingError
+
+    try:
+        result = predict(cfg)
+    except TrainingError as error:
+        fail(str(error), error.exit_code)
+    except (DataValidationError, FileNotFoundError) as error:
+        fail(f"the input cannot be used: {error}", 5)
+    print(f"predicted {len(result)} rows: wrote {cfg.output}")
+
+
+def fail(message: str, code: int) -> None:
+    # The first line is the paragraph; a table of failures, if any, follows as it is.
+    first, _, rest = message.partition("\n")
+    text = textwrap.fill(f"predict: error: {first}", width=100, break_long_words=False)
+    print(text + (f"\n{rest}" if rest else ""), file=sys.stderr)
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()
