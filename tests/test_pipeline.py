@@ -59,6 +59,7 @@ def test_dvc_pipeline_runs_offline_and_versions_the_data(default_project, tmp_pa
     tracked = run(["python", "-c", check_run], cwd=project, **env).stdout
     assert "evaluation/test/accuracy" in tracked and "train/loss" in tracked
     assert "evaluation/evaluation.md" in tracked and "evaluation/confusion_matrix.png" in tracked
+    assert "evaluation/predictions_worst.json" in tracked  # the worst predictions, as a table
     second = run([DVC, "repro"], cwd=project, **env)
     assert "Data and pipelines are up to date" in second.stdout
     run(["git", "add", "--all"], cwd=project)

@@ -129,6 +129,13 @@ def evaluate(
         if log_artifact is not None:
             for file in files:
                 log_artifact(file, "evaluation")
+        # The best and worst test predictions as tables the tracker's UI can sort and filter.
+        log_table = getattr(logger, "log_table", None)
+        if log_table is not None and results.get("examples"):
+            import pandas as pd
+
+            for kind, rows in results["examples"].items():
+                log_table(pd.DataFrame(rows), f"evaluation/predictions_{kind}.json")
     return results["metrics"]
 
 
