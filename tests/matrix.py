@@ -168,8 +168,25 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "tests/test_training_processes.py",
         "tests/training_helpers.py",
     }
+    # tuning
+    search = {
+        "image_classification": "digits_cnn",
+        "tabular_classification": "breast_cancer_mlp",
+        "tabular_regression": "diabetes_mlp",
+    }[answers["task"]]
+    files |= {
+        "configs/tune.yaml",
+        f"configs/hparams_search/{search}.yaml",
+        f"{pkg}/tune.py",
+        f"{pkg}/training/tuning.py",
+        "tests/test_tune.py",
+    }
     # tracking
-    files |= {f"{pkg}/tracking/run_info.py", "tests/test_tracking.py"}
+    files |= {
+        f"{pkg}/tracking/run_info.py",
+        f"{pkg}/tracking/records.py",
+        "tests/test_tracking.py",
+    }
     if answers["use_mlflow"]:
         files |= {
             f"{pkg}/tracking/mlflow_logger.py",
@@ -192,6 +209,16 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/evaluation/thresholds.py",
         "tests/test_evaluation.py",
         "tests/test_evaluation_entry.py",
+    }
+    # delivery
+    files |= {
+        "configs/predict.yaml",
+        "configs/export.yaml",
+        f"{pkg}/inference.py",
+        f"{pkg}/predict.py",
+        f"{pkg}/export.py",
+        f"{pkg}/models/predictor.py",
+        "tests/test_predict.py",
     }
     if answers["use_docker"]:
         files |= {"Dockerfile", ".dockerignore"}

@@ -18,7 +18,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ..data.datasets import load_split, num_features
-from ..data.prepare import is_classification
+from ..data.schemas import is_classification
 from ..tracking.base import Logger, NullLogger
 from . import checkpoint, distributed
 from . import precision as amp
@@ -71,8 +71,14 @@ def fit(
     output_dir: str | Path,
     logger: Logger | None = None,
     ctx: distributed.Context | None = None,
+    on_validation: Callable[[int, dict[str, float]], None] | None = None,
 ) -> dict[str, float]:
-    """Train ``cfg.model`` on ``cfg.data``; returns the final metrics (also in metrics.json)."""
+    """Train ``cfg.model`` on ``cfg.data``; returns the final metrics (also in metrics.json).
+
+    ``on_validation(global_step, val_metrics)``, if given, is called on every rank after each
+    validation in the loop, once the best checkpoint is saved; an exception it raises (a pruned
+    hyperparameter-search trial) stops training there, leaving the checkpoints already written.
+    """
     # ---- settings ---------------------------------------------------------------------------
     ctx = ctx or distributed.setup(cfg.trainer.accelerator)
     logger = logger if (logger is not None and ctx.is_main) else NullLogger()
@@ -328,6 +334,8 @@ def fit(
                         if monitor.enabled and state.bad_validations >= monitor.patience:
                             state.stopped_early = True
                             log.info("early stopping at step %d", state.global_step)
+                    if on_validation is not None:
+                        on_validation(state.global_step, val_metrics)
 
                 # -- checkpoint, and stop on a signal (every rank at the same step) -------------
                 signalled = distributed.any_rank(stop.raised, device)
@@ -339,7 +347,6 @@ def fit(
                 if signalled:
                     if bar is not None:
                         bar.close()
-                    logger.finish("KILLED")
                     raise Stopped(stop.signal or 15, state.global_step, path)
                 window_start += time.perf_counter() - paused
                 if finished:
@@ -364,7 +371,6 @@ def fit(
         logger.log_metrics(metrics, step=state.global_step)
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        logger.finish("FINISHED")
     return metrics
 
 

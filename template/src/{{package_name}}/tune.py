@@ -1,0 +1,74 @@
+"""Search hyperparameters with Optuna: ``python -m <package>.tune [hparams_search=NAME] [...]``.
+
+The search space, the metric, the sampler, the pruner and the study's database are in
+``configs/hparams_search/``; the other overrides apply to every trial (``debug=limit``,
+``trainer.max_epochs=10``). Running the same command again resumes the study up to
+``hparams_search.n_trials``; several processes given the same ``hparams_search.storage`` share it.
+See ``training/tuning.py``.
+
+Exit codes: 0 success (failed trials included); 2 bad config; 5 missing or invalid data; 6 the
+tracking server cannot be reached; 128 + N stopped by signal N (the trial in progress is FAIL).
+"""
+
+import sys
+import textwrap
+
+import hydra
+from omegaconf import DictConfig
+
+from .config import CONFIG_DIR
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="tune")
+def main(cfg: DictConfig) -> None:
+    # Imported here so that `--help` and config errors answer without importing torch or optuna.
+    from hydra import compose
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.errors import InstantiationException
+
+    from .data.checks import DataValidationError
+    from .tracking.base import TrackingError
+    from .training.errors import TrainingError
+    from .training.trainer import Stopped
+    from .training.tuning import SearchError, search
+
+    command_line = list(HydraConfig.get().overrides.task)
+
+    def compose_trial(overrides):
+        return compose(config_name="tune", overrides=[*command_line, *overrides])
+
+    try:
+        study = search(cfg, compose_trial)
+    except InstantiationException as error:  # Hydra wraps the logger's own error
+        if isinstance(error.__cause__, TrackingError):
+            fail(str(error.__cause__), 6)
+        fail(f"a config cannot be instantiated: {error}", 2)
+    except TrackingError as error:
+        fail(str(error), 6)
+    except (SearchError, TrainingError) as error:
+        fail(str(error), error.exit_code)
+    except (DataValidationError, FileNotFoundError) as error:
+        fail(f"the data cannot be used: {error}", 5)
+    except Stopped as stopped:
+        print(stopped, file=sys.stderr)
+        raise SystemExit(128 + stopped.signum) from None
+    states = {}
+    for trial in study.trials:
+        states[trial.state.name] = states.get(trial.state.name, 0) + 1
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(states.items()))
+    print(f"study {study.study_name}: {counts}")
+    if states.get("COMPLETE"):
+        best = study.best_trial
+        params = " ".join(f"{k}={v}" for k, v in best.params.items())
+        print(f"best: trial {best.number}, {cfg.hparams_search.metric}={best.value:.4g}: {params}")
+    print(f"wrote {cfg.hparams_search.output_dir}/best.json")
+
+
+def fail(message: str, code: int) -> None:
+    text = textwrap.fill(f"tune: error: {message}", width=100, break_long_words=False)
+    print(text, file=sys.stderr)
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()
