@@ -101,7 +101,8 @@ def test_make_setup_installs_a_project_that_lints_and_tests_clean(cli_render):
     # The project's own tools, from its own environment.
     run(["make", "lint"], cwd=destination)
     run(["pre-commit", "run", "--all-files"], cwd=destination, bin_dir=venv)
-    proc = run(["make", "test"], cwd=destination)
+    # The fast set: the slow ones run once per task in test_generated_slow.py.
+    proc = run(["make", "test", "ARGS=-m 'not slow'"], cwd=destination)
     assert " passed" in proc.stdout
     # The pipeline, offline, with the project's own DVC; a second run has nothing to do.
     first = run(["make", "repro"], cwd=destination)
