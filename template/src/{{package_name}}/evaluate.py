@@ -7,8 +7,6 @@ and writes ``metrics.json``, ``evaluation.md`` and PNG charts to ``paths.reports
 Exit codes: 0 success; 2 bad config; 3 missing or unusable checkpoint; 5 missing or invalid data.
 """
 
-import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .config import CONFIG_DIR
 from .inference import load_checkpoint, model_outputs, restore_model
+from .training.errors import fail
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
@@ -37,9 +36,9 @@ def main(cfg: DictConfig) -> None:
         metrics = evaluate(cfg, logger, loaded)
         status = "FINISHED"
     except TrainingError as error:
-        fail(str(error), error.exit_code)
+        fail("evaluate", str(error), error.exit_code)
     except (DataValidationError, FileNotFoundError) as error:
-        fail(f"the data cannot be used: {error}", 5)
+        fail("evaluate", f"the data cannot be used: {error}", 5)
     finally:
         if logger is not None:
             logger.finish(status)
@@ -146,12 +145,6 @@ def test_outputs(ckpt_path: Any, inputs, classification: bool, cfg: DictConfig):
     return model_outputs(
         model, inputs, device, None if classification else state.get("target_scale")
     )
-
-
-def fail(message: str, code: int) -> None:
-    text = textwrap.fill(f"evaluate: error: {message}", width=100, break_long_words=False)
-    print(text, file=sys.stderr)
-    raise SystemExit(code)
 
 
 if __name__ == "__main__":

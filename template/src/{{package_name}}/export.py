@@ -9,13 +9,11 @@ the target's units ``(n,)`` out. Load it with ``torch.export.load(path).module()
 Exit codes: 0 success; 2 bad config; 3 missing or unusable checkpoint; 5 missing or invalid data.
 """
 
-import sys
-import textwrap
-
 import hydra
 from omegaconf import DictConfig
 
 from .config import CONFIG_DIR
+from .training.errors import fail
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
@@ -28,16 +26,10 @@ def main(cfg: DictConfig) -> None:
     try:
         path = export_model(cfg)
     except TrainingError as error:
-        fail(str(error), error.exit_code)
+        fail("export", str(error), error.exit_code)
     except (DataValidationError, FileNotFoundError) as error:
-        fail(f"the data cannot be used: {error}", 5)
+        fail("export", f"the data cannot be used: {error}", 5)
     print(f"wrote {path} (torch.export; load it with torch.export.load)")
-
-
-def fail(message: str, code: int) -> None:
-    text = textwrap.fill(f"export: error: {message}", width=100, break_long_words=False)
-    print(text, file=sys.stderr)
-    raise SystemExit(code)
 
 
 if __name__ == "__main__":

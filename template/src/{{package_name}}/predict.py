@@ -9,13 +9,11 @@ Exit codes: 0 success; 2 bad config (a checkpoint of another dataset or task inc
 3 missing or unusable checkpoint; 5 missing or invalid input or data.
 """
 
-import sys
-import textwrap
-
 import hydra
 from omegaconf import DictConfig
 
 from .config import CONFIG_DIR
+from .training.errors import fail
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
@@ -28,18 +26,10 @@ def main(cfg: DictConfig) -> None:
     try:
         result = predict(cfg)
     except TrainingError as error:
-        fail(str(error), error.exit_code)
+        fail("predict", str(error), error.exit_code)
     except (DataValidationError, FileNotFoundError) as error:
-        fail(f"the input cannot be used: {error}", 5)
+        fail("predict", f"the input cannot be used: {error}", 5)
     print(f"predicted {len(result)} rows: wrote {cfg.output}")
-
-
-def fail(message: str, code: int) -> None:
-    # The first line is the paragraph; a table of failures, if any, follows as it is.
-    first, _, rest = message.partition("\n")
-    text = textwrap.fill(f"predict: error: {first}", width=100, break_long_words=False)
-    print(text + (f"\n{rest}" if rest else ""), file=sys.stderr)
-    raise SystemExit(code)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,13 @@ checkpoint: resume with ``ckpt_path=last paths.output_dir=<the run's folder>``.
 
 import shutil
 import sys
-import textwrap
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 from .config import CONFIG_DIR
+from .training.errors import fail
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
@@ -43,15 +43,15 @@ def main(cfg: DictConfig) -> None:
             record_outputs(cfg, output_dir, logger)
             logger.finish("FINISHED")
     except TrackingError as error:
-        fail(str(error), 6)
+        fail("train", str(error), 6)
     except TrainingError as error:
         if logger is not None:
             logger.finish("FAILED")
-        fail(str(error), error.exit_code)
+        fail("train", str(error), error.exit_code)
     except (DataValidationError, FileNotFoundError) as error:
         if logger is not None:
             logger.finish("FAILED")
-        fail(f"the data cannot be used: {error}", 5)
+        fail("train", f"the data cannot be used: {error}", 5)
     except Stopped as stopped:
         if logger is not None:
             logger.finish("KILLED")
@@ -132,12 +132,6 @@ def record_outputs(cfg: DictConfig, output_dir: Path, logger) -> None:
 
     example = load_split(cfg.data, cfg.paths.processed_dir, "test").tensors[0][:2].numpy()
     record(logger, output_dir, build_model(cfg), example)
-
-
-def fail(message: str, code: int) -> None:
-    text = textwrap.fill(f"train: error: {message}", width=100, break_long_words=False)
-    print(text, file=sys.stderr)
-    raise SystemExit(code)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,12 @@ tracking server cannot be reached; 128 + N stopped by signal N (the trial in pro
 """
 
 import sys
-import textwrap
 
 import hydra
 from omegaconf import DictConfig
 
 from .config import CONFIG_DIR
+from .training.errors import fail
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="tune")
@@ -41,14 +41,14 @@ def main(cfg: DictConfig) -> None:
         study = search(cfg, compose_trial)
     except InstantiationException as error:  # Hydra wraps the logger's own error
         if isinstance(error.__cause__, TrackingError):
-            fail(str(error.__cause__), 6)
-        fail(f"a config cannot be instantiated: {error}", 2)
+            fail("tune", str(error.__cause__), 6)
+        fail("tune", f"a config cannot be instantiated: {error}", 2)
     except TrackingError as error:
-        fail(str(error), 6)
+        fail("tune", str(error), 6)
     except (SearchError, TrainingError) as error:
-        fail(str(error), error.exit_code)
+        fail("tune", str(error), error.exit_code)
     except (DataValidationError, FileNotFoundError) as error:
-        fail(f"the data cannot be used: {error}", 5)
+        fail("tune", f"the data cannot be used: {error}", 5)
     except Stopped as stopped:
         print(stopped, file=sys.stderr)
         raise SystemExit(128 + stopped.signum) from None
@@ -62,12 +62,6 @@ def main(cfg: DictConfig) -> None:
         params = " ".join(f"{k}={v}" for k, v in best.params.items())
         print(f"best: trial {best.number}, {cfg.hparams_search.metric}={best.value:.4g}: {params}")
     print(f"wrote {cfg.hparams_search.output_dir}/best.json")
-
-
-def fail(message: str, code: int) -> None:
-    text = textwrap.fill(f"tune: error: {message}", width=100, break_long_words=False)
-    print(text, file=sys.stderr)
-    raise SystemExit(code)
 
 
 if __name__ == "__main__":

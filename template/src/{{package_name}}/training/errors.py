@@ -1,5 +1,19 @@
 """The errors that stop training with a message and an exit code, instead of a traceback."""
 
+import sys
+import textwrap
+
+
+def fail(command: str, message: str, code: int) -> None:
+    """Print ``<command>: error: <message>`` as one wrapped paragraph and exit with ``code``.
+
+    Only the first line is wrapped: a table that follows it (failing data checks) stays as it is.
+    """
+    first, _, rest = message.partition("\n")
+    text = textwrap.fill(f"{command}: error: {first}", width=100, break_long_words=False)
+    print(text + (f"\n{rest}" if rest else ""), file=sys.stderr)
+    raise SystemExit(code)
+
 
 class TrainingError(Exception):
     """A failure the user can fix; the entry point prints the message and exits with exit_code."""
