@@ -47,6 +47,10 @@ class EpochBatchSampler(Sampler[list[int]]):
         return max(self.num_batches - self.skip, 0)
 
     def __iter__(self) -> Iterator[list[int]]:
+        return (rows.tolist() for rows in self.index_batches())
+
+    def index_batches(self) -> Iterator[torch.Tensor]:
+        """The same batches as tensors of row indices (for indexing in-memory tensors)."""
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed + self.epoch)
             order = torch.randperm(self.size, generator=generator)
@@ -55,7 +59,7 @@ class EpochBatchSampler(Sampler[list[int]]):
         global_batch = self.batch_size * self.world_size
         for index in range(self.skip, self.num_batches):
             start = index * global_batch + self.rank * self.batch_size
-            yield order[start : start + self.batch_size].tolist()
+            yield order[start : start + self.batch_size]
 
 
 class ShardBatchSampler(Sampler[list[int]]):
@@ -84,3 +88,7 @@ class ShardBatchSampler(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self.batches)
+
+    def index_batches(self) -> Iterator[torch.Tensor]:
+        """The same batches as tensors of row indices (for indexing in-memory tensors)."""
+        return (torch.as_tensor(rows) for rows in self.batches)

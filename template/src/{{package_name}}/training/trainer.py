@@ -18,7 +18,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,12 +28,12 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import TensorDataset
 
 from ..data.datasets import load_split, num_features
 from ..data.schemas import is_classification
 from ..tracking.base import Logger, NullLogger
-from . import checkpoint, distributed
+from . import checkpoint, distributed, loading
 from . import precision as amp
 from .errors import CheckpointError, ConfigError, NonFiniteLossError
 from .sampling import EpochBatchSampler, ShardBatchSampler
@@ -136,10 +136,10 @@ def fit(
     val_limit = (
         1 if fast_dev_run else _limit(t.limit_val_batches, None, "trainer.limit_val_batches")
     )
-    train_loader = _loader(train_set, train_sampler, cfg, device)
-    val_loader = _loader(
-        val_set, _shards(val_set, batch_size, ctx, val_limit, val_rows), cfg, device
-    )
+    workers = int(cfg.data.num_workers)
+    train_loader = loading.batches(train_set, train_sampler, workers, device, cfg.seed)
+    val_sampler = _shards(val_set, batch_size, ctx, val_limit, val_rows)
+    val_loader = loading.batches(val_set, val_sampler, workers, device, cfg.seed)
     steps_per_epoch = train_limit // accumulate
     total_steps = max_epochs * steps_per_epoch
     if max_steps > 0:
@@ -206,7 +206,7 @@ def fit(
         }
 
     def save() -> Path | None:
-        _check_finite(nonfinite, state.global_step, ctx)  # never save a diverged model
+        _check_finite(window_loss, state.global_step, ctx)  # never save a diverged model
         snap = snapshot()
         path = None
         if ctx.is_main:
@@ -226,7 +226,6 @@ def fit(
     sign = 1.0 if monitor.mode == "min" else -1.0
     window_loss = torch.zeros((), device=device)
     window_batches, window_start = 0, time.perf_counter()
-    nonfinite = torch.zeros((), dtype=torch.bool, device=device)
     val_metrics: dict[str, float] = {}
     train_metrics: dict[str, float] = {}
     bar = _progress(total_steps, state.global_step, ctx.is_main and t.enable_progress_bar)
@@ -234,8 +233,7 @@ def fit(
     with stop, _profiler(t.profiler, output_dir, ctx) as profiler:
         while _keep_going(state, max_epochs, max_steps):
             train_sampler.set_epoch(state.epoch, skip=state.batch_in_epoch)
-            assert train_loader.generator is not None
-            train_loader.generator.manual_seed(cfg.seed + state.epoch)
+            loading.reseed(train_loader, cfg.seed + state.epoch)
             net.train()
             batches = enumerate(train_loader, start=state.batch_in_epoch)
             for index, (inputs, targets) in batches:
@@ -247,9 +245,9 @@ def fit(
                         outputs = net(inputs)
                     loss = loss_fn(outputs.float(), targets)
                     scaler.scale(loss / accumulate if accumulate > 1 else loss).backward()
-                loss = loss.detach()
-                window_loss += loss
-                nonfinite |= ~torch.isfinite(loss)
+                # The window's loss sum doubles as the NaN guard: it is finite only if every
+                # loss in it is, and it is checked at every log point and before every save.
+                window_loss += loss.detach()
                 window_batches += 1
                 if not step_ends:
                     continue
@@ -278,7 +276,7 @@ def fit(
 
                 # -- log ------------------------------------------------------------------------
                 if log_now or epoch_ends:
-                    _check_finite(nonfinite, state.global_step, ctx)
+                    _check_finite(window_loss, state.global_step, ctx)
                     totals = distributed.all_reduce_sum(
                         torch.stack(
                             [window_loss, torch.tensor(float(window_batches), device=device)]
@@ -324,7 +322,7 @@ def fit(
                             0,
                         )
                         if save_checkpoints:
-                            _check_finite(nonfinite, state.global_step, ctx)
+                            _check_finite(window_loss, state.global_step, ctx)
                             snap = snapshot()
                             if ctx.is_main:
                                 checkpoint.save_best(snap, ckpt_dir)
@@ -354,7 +352,7 @@ def fit(
 
     if bar is not None:
         bar.close()
-    _check_finite(nonfinite, state.global_step, ctx)
+    _check_finite(window_loss, state.global_step, ctx)
 
     # ---- final validation and test, with the best weights ---------------------------------
     if val_step != state.global_step:  # the final weights have not been validated yet
@@ -365,7 +363,8 @@ def fit(
         if save_checkpoints and best_path.is_file():
             model.load_state_dict(checkpoint.load_file(best_path)["model"])
         test_set = load_split(cfg.data, processed, "test")
-        test_loader = _loader(test_set, _shards(test_set, batch_size, ctx, val_limit), cfg, device)
+        test_sampler = _shards(test_set, batch_size, ctx, val_limit)
+        test_loader = loading.batches(test_set, test_sampler, workers, device, cfg.seed)
         metrics.update(evaluate(net, test_loader, "test", precision, ctx, target_scale))
     if ctx.is_main:
         logger.log_metrics(metrics, step=state.global_step)
@@ -380,7 +379,7 @@ def fit(
 @torch.no_grad()
 def evaluate(
     net: nn.Module,
-    loader: DataLoader,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
     split: str,
     precision: str,
     ctx: distributed.Context,
@@ -463,44 +462,6 @@ def _instantiate(node: DictConfig, group: str, **kwargs: Any) -> Any:
         raise ConfigError(f"configs/{group}/ cannot be instantiated: {error}") from None
 
 
-class _Rows(Dataset):
-    """A TensorDataset read a batch at a time (one indexing per tensor, no per-row collation)."""
-
-    def __init__(self, dataset: TensorDataset) -> None:
-        self.tensors = dataset.tensors
-
-    def __len__(self) -> int:
-        return len(self.tensors[0])
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
-        return tuple(tensor[index] for tensor in self.tensors)
-
-    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
-        rows = torch.as_tensor(indices)
-        return tuple(tensor[rows] for tensor in self.tensors)
-
-
-def _whole_batch(batch: Any) -> Any:
-    return batch
-
-
-def _loader(
-    dataset: TensorDataset, sampler: Any, cfg: DictConfig, device: torch.device
-) -> DataLoader:
-    workers = int(cfg.data.num_workers)
-    # Each loader has its own generator: creating an iterator would otherwise draw from the
-    # global one and shift every later random number (dropout) of a resumed run.
-    return DataLoader(
-        _Rows(dataset),
-        batch_sampler=sampler,
-        collate_fn=_whole_batch,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-        worker_init_fn=distributed.ignore_stop_signals if workers else None,
-        generator=torch.Generator().manual_seed(cfg.seed),
-    )
-
-
 def _shards(
     dataset: TensorDataset,
     batch_size: int,
@@ -551,8 +512,8 @@ def _keep_going(state: TrainerState, max_epochs: int, max_steps: int) -> bool:
     return max_steps < 0 or state.global_step < max_steps
 
 
-def _check_finite(nonfinite: torch.Tensor, step: int, ctx: distributed.Context) -> None:
-    if distributed.any_rank(bool(nonfinite.item()), ctx.device):
+def _check_finite(loss_sum: torch.Tensor, step: int, ctx: distributed.Context) -> None:
+    if distributed.any_rank(not torch.isfinite(loss_sum).item(), ctx.device):
         raise NonFiniteLossError(
             f"the training loss became NaN or infinite by step {step}, so training stopped "
             "before saving the diverged weights. Usual causes: a learning rate too high (lower "

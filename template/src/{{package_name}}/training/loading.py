@@ -1,0 +1,79 @@
+"""Batches for the loop: cut straight from in-memory tensors, or read by a DataLoader's workers.
+
+The datasets are tensors already in memory (``data/datasets.py``). With ``data.num_workers: 0``
+each batch is one indexing of those tensors, on the training device (they are copied there once):
+no per-batch collation, iterator or worker machinery, which would cost more than a small model's
+step. With workers, a DataLoader reads the same batches (same sampler, same order) in worker
+processes; use it when building a batch is real work (decoding images, augmentation).
+"""
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from . import distributed
+
+
+class TensorBatches:
+    """The batches ``sampler`` names, indexed from tensors that live on ``device``."""
+
+    def __init__(self, dataset: TensorDataset, sampler: Any, device: torch.device) -> None:
+        self.tensors = tuple(tensor.to(device) for tensor in dataset.tensors)
+        self.sampler = sampler
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        device = self.tensors[0].device
+        for rows in self.sampler.index_batches():
+            rows = rows.to(device, non_blocking=True)
+            yield tuple(tensor[rows] for tensor in self.tensors)
+
+
+class _Rows(Dataset):
+    """A TensorDataset read a batch at a time (one indexing per tensor, no per-row collation)."""
+
+    def __init__(self, dataset: TensorDataset) -> None:
+        self.tensors = dataset.tensors
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        return tuple(tensor[index] for tensor in self.tensors)
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        rows = torch.as_tensor(indices)
+        return tuple(tensor[rows] for tensor in self.tensors)
+
+
+def _whole_batch(batch: Any) -> Any:
+    return batch
+
+
+def batches(
+    dataset: TensorDataset, sampler: Any, num_workers: int, device: torch.device, seed: int
+) -> TensorBatches | DataLoader:
+    """In-memory batches without workers; a DataLoader over the same sampler with them."""
+    if num_workers == 0:
+        return TensorBatches(dataset, sampler, device)
+    # Each loader has its own generator (it seeds the workers): creating an iterator would
+    # otherwise draw from the global one and shift every later random number of a resumed run.
+    return DataLoader(
+        _Rows(dataset),
+        batch_sampler=sampler,
+        collate_fn=_whole_batch,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+        worker_init_fn=distributed.ignore_stop_signals,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def reseed(loader: TensorBatches | DataLoader, seed: int) -> None:
+    """Seed the workers of the coming epoch (a resumed epoch gets the same worker seeds)."""
+    if isinstance(loader, DataLoader) and loader.generator is not None:
+        loader.generator.manual_seed(seed)
