@@ -160,6 +160,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/training/checkpoint.py",
         f"{pkg}/training/distributed.py",
         f"{pkg}/training/errors.py",
+        f"{pkg}/training/loading.py",
         f"{pkg}/training/precision.py",
         f"{pkg}/training/sampling.py",
         f"{pkg}/training/schedulers.py",
