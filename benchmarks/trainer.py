@@ -1,24 +1,35 @@
 """Per-step cost of the generated trainer against a minimal raw PyTorch loop (goal: >= 0.97).
 
 Renders the default project (digits, SmallCNN), prepares its data, and trains the same model on
-the same training split with the same optimizer and batch size three ways, interleaved and
-repeated, in one process:
+the same training split with the same optimizer, learning-rate schedule, gradient clipping,
+precision and batch size, interleaved and repeated, in one process:
 
-- raw: the shortest correct loop: shuffle, index the tensors, forward, backward, step;
+- raw: the shortest correct loop: shuffle, index the tensors, forward, backward, clip, step,
+  schedule (what a person writes by hand for this model);
 - trainer, steady state: the generated ``fit``'s own throughput, measured over windows of 5 steps
   between its log points (it excludes validation and checkpoints, as the raw loop has none; the
-  raw loop is timed over the same windows);
+  raw loop is timed over the same windows, each ending with a ``loss.item()`` as the trainer's);
 - trainer, whole fit: ``fit`` from start to end, including loading and checking the data,
-  per-epoch validation (one batch) and checkpoints, divided by its number of steps.
+  per-epoch validation (one batch) and checkpoints, divided by its number of steps;
+- Lightning, where it is installed: a LightningModule around the same model, the usual
+  DataLoader(TensorDataset) and the same optimizer, schedule (per step) and clipping, no logger,
+  checkpoints or progress bar; timed over the same windows by a callback.
 
-Medians over all windows of all repeats, so that a busy machine skews both columns alike.
+Medians over all windows of all repeats, so that a busy machine skews every column alike.
 
-Also times the start-up of ``python -m <package>.train debug=fast_dev_run`` (goal: under 6 s).
-A measurement, not a test: run `make bench` or `python benchmarks/trainer.py`.
+Then, on CPU with MLflow installed, the per-step cost of ``logger=mlflow`` against
+``logger=none`` (goal: under 2%), and the start-up of ``python -m <package>.train
+debug=fast_dev_run`` (goal: under 6 s).
+
+A measurement, not a test: run `make bench` or `python benchmarks/trainer.py --help`. On a GPU:
+`python benchmarks/trainer.py --device cuda --precision bf16-mixed --compile --channels-last`.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import statistics
 import subprocess
 import sys
@@ -27,89 +38,175 @@ import time
 import warnings
 from pathlib import Path
 
-import copier
-
 ROOT = Path(__file__).resolve().parents[1]
-EPOCHS = 4
 LONG = 16  # epochs of the long fit in the tracking comparison
-REPEATS = 5
 WINDOW = 5
 BATCH = 64
+PACKAGE = "my_dl_project"
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--project", type=Path, help="a rendered default project (else rendered)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--precision", default="32", choices=["32", "bf16-mixed", "16-mixed"])
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (CPU)")
+    parser.add_argument("--skip-lightning", action="store_true")
+    parser.add_argument("--skip-tracking", action="store_true")
+    parser.add_argument("--skip-startup", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    return parser.parse_args()
+
+
+def render(destination: Path) -> Path:
+    import copier
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        copier.run_copy(str(ROOT), destination, defaults=True, quiet=True, vcs_ref="HEAD")
+    return destination
 
 
 def main() -> None:
+    args = arguments()
     with tempfile.TemporaryDirectory() as tmp:
-        project = Path(tmp) / "project"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            copier.run_copy(str(ROOT), project, defaults=True, quiet=True, vcs_ref="HEAD")
+        project = args.project.resolve() if args.project else render(Path(tmp) / "project")
         sys.path.insert(0, str(project / "src"))
+        import torch
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        results = Bench(args, project, Path(tmp) / "work").run()
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, project: Path, root: Path) -> None:
         import torch
         from my_dl_project.config import compose
         from my_dl_project.data.datasets import load_split
         from my_dl_project.data.prepare import prepare
-        from my_dl_project.tracking.base import NullLogger
-        from my_dl_project.tracking.mlflow_logger import MlflowLogger
-        from my_dl_project.training.trainer import build_model, fit
 
-        root = Path(tmp) / "work"
-        overrides = [f"paths.data_dir={root}/data", f"paths.reports_dir={root}/reports"]
-        prepare(compose(overrides))
-        cfg_overrides = [
-            *overrides,
+        self.args, self.project, self.root = args, project, root
+        self.device = torch.device(args.device)
+        self.data_overrides = [f"paths.data_dir={root}/data", f"paths.reports_dir={root}/reports"]
+        prepare(compose(self.data_overrides))
+        self.overrides = [
+            *self.data_overrides,
             "logger=none",
-            f"trainer.max_epochs={EPOCHS}",
+            f"trainer.max_epochs={args.epochs}",
             "trainer.limit_val_batches=1",
             "trainer.test_after_fit=false",
             "trainer.early_stopping.enabled=false",
+            "trainer.enable_progress_bar=false",
             f"data.batch_size={BATCH}",
-            f"trainer.log_every_n_steps={WINDOW}",
+            f"trainer.accelerator={args.device}",
+            f"trainer.precision={args.precision}",
+            f"trainer.compile={str(args.compile).lower()}",
+            f"trainer.channels_last={str(args.channels_last).lower()}",
         ]
-        cfg = compose([*cfg_overrides, "trainer.enable_progress_bar=false"])
-        train = load_split(cfg.data, cfg.paths.processed_dir, "train")
-        inputs, targets = train.tensors
-        steps_per_epoch = len(inputs) // BATCH
+        self.cfg = compose([*self.overrides, f"trainer.log_every_n_steps={WINDOW}"])
+        assert self.cfg.data.task != "tabular_regression", "the benchmark trains a classifier"
+        train = load_split(self.cfg.data, self.cfg.paths.processed_dir, "train")
+        self.inputs, self.targets = train.tensors
+        self.steps_per_epoch = len(self.inputs) // BATCH
+        self.total_steps = args.epochs * self.steps_per_epoch
+        self.dtype = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}[
+            args.precision
+        ]
 
-        def raw_loop() -> list[float]:
-            """Seconds per step, per window of WINDOW steps (as the trainer measures itself)."""
-            torch.manual_seed(0)
-            model = build_model(cfg)
-            optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
-            model.train()
-            windows, start, done = [], time.perf_counter(), 0
-            for epoch in range(EPOCHS):
-                order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(epoch))
-                for step in range(steps_per_epoch):
-                    rows = order[step * BATCH : (step + 1) * BATCH]
-                    loss = torch.nn.functional.cross_entropy(model(inputs[rows]), targets[rows])
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    done += 1
-                    if done % WINDOW == 0:
-                        loss.item()  # the trainer reads the loss at its log points too
-                        windows.append((time.perf_counter() - start) / WINDOW)
-                        start = time.perf_counter()
-            return windows
+    # ---- the three loops ------------------------------------------------------------------------
 
-        class Throughput(NullLogger):
-            """logger=none, keeping the trainer's own throughput figures."""
+    def model(self):
+        import torch
+        from my_dl_project.training.trainer import build_model
 
-            def __init__(self) -> None:
-                super().__init__()
-                self.samples_per_sec: list[float] = []
+        torch.manual_seed(0)
+        model = build_model(self.cfg).to(self.device)
+        if self.args.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if self.args.compile:
+            model.compile()
+        return model
 
-            def log_metrics(self, metrics, step) -> None:
-                if "train/samples_per_sec" in metrics and step % WINDOW == 0:
-                    self.samples_per_sec.append(metrics["train/samples_per_sec"])
+    def optimizer(self, model):
+        import torch
+        from my_dl_project.training.schedulers import cosine_with_warmup
 
-        class TrackedThroughput(MlflowLogger):
-            """logger=mlflow (the default sqlite store), keeping the throughput figures too."""
+        opt = self.cfg.optimizer
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay, betas=tuple(opt.betas)
+        )
+        sched = self.cfg.scheduler
+        scheduler = cosine_with_warmup(
+            optimizer, self.total_steps, sched.warmup_steps, sched.min_lr_ratio
+        )
+        return optimizer, scheduler
 
-            def __init__(self) -> None:
-                uri = f"sqlite:///{root}/mlflow.db"
-                super().__init__(uri, "bench", log_system_metrics=False, log_model=False)
+    def raw_loop(self) -> list[float]:
+        """Seconds per step, per window of WINDOW steps (as the trainer measures itself)."""
+        import torch
+        import torch.nn.functional as F
+
+        model = self.model()
+        optimizer, scheduler = self.optimizer(model)
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype is torch.float16)
+        inputs, targets = self.inputs.to(self.device), self.targets.to(self.device)
+        clip = self.cfg.trainer.gradient_clip_val
+        model.train()
+        windows, done = [], 0
+        start = time.perf_counter()
+        for epoch in range(self.args.epochs):
+            order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(epoch))
+            for step in range(self.steps_per_epoch):
+                rows = order[step * BATCH : (step + 1) * BATCH].to(self.device, non_blocking=True)
+                x, y = inputs[rows], targets[rows]
+                if self.args.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(self.device.type, self.dtype, enabled=self.dtype is not None):
+                    output = model(x)
+                loss = F.cross_entropy(output.float(), y)
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                done += 1
+                if done % WINDOW == 0:
+                    loss.item()  # the trainer reads the loss at its log points too
+                    windows.append((time.perf_counter() - start) / WINDOW)
+                    start = time.perf_counter()
+        return windows
+
+    def trainer(self, logger=None, cfg=None) -> tuple[list[float], float]:
+        """The trainer's own per-step times between log points, and its whole fit per step."""
+        from my_dl_project.training.trainer import fit
+
+        logger = logger or self.throughput_logger()()
+        with tempfile.TemporaryDirectory() as out:
+            start = time.perf_counter()
+            metrics = fit(cfg or self.cfg, out, logger)
+            wall = (time.perf_counter() - start) / metrics["step"]
+        logger.finish()
+        return [BATCH / rate for rate in logger.samples_per_sec], wall
+
+    def throughput_logger(self, base=None):
+        from my_dl_project.tracking.base import NullLogger
+
+        base = base or NullLogger
+
+        class Throughput(base):
+            """A logger that also keeps the trainer's throughput figures of whole windows."""
+
+            def __init__(self, *args, **kwargs) -> None:
+                super().__init__(*args, **kwargs)
                 self.samples_per_sec: list[float] = []
 
             def log_metrics(self, metrics, step) -> None:
@@ -117,93 +214,202 @@ def main() -> None:
                 if "train/samples_per_sec" in metrics and step % WINDOW == 0:
                     self.samples_per_sec.append(metrics["train/samples_per_sec"])
 
-        # The tracking comparison logs at the trainer's default interval, as users run it, over
-        # a short and a long fit: the difference between the two separates the per-step cost
-        # of tracking from its one-off cost (opening the run, logging the config).
-        tracked_cfg = compose([*cfg_overrides[:-1], "trainer.enable_progress_bar=false"])
-        long_cfg = compose(
-            [*cfg_overrides[:-1], "trainer.enable_progress_bar=false", f"trainer.max_epochs={LONG}"]
+        return Throughput
+
+    def lightning_loop(self) -> tuple[list[float], float] | None:
+        try:
+            import lightning as L
+        except ImportError:
+            try:
+                import pytorch_lightning as L
+            except ImportError:
+                return None
+        import torch
+        import torch.nn.functional as F
+        from torch.utils.data import DataLoader, TensorDataset
+
+        bench = self
+
+        class Module(L.LightningModule):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = bench.model()
+
+            def training_step(self, batch, _index):
+                x, y = batch
+                if bench.args.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                return F.cross_entropy(self.model(x).float(), y)
+
+            def configure_optimizers(self):
+                optimizer, scheduler = bench.optimizer(self.model)
+                return {
+                    "optimizer": optimizer,
+                    "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+                }
+
+        class Timer(L.Callback):
+            def __init__(self) -> None:
+                self.windows: list[float] = []
+                self.done = 0
+                self.start = time.perf_counter()
+
+            def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+                self.done += 1
+                if self.done % WINDOW == 0:
+                    outputs["loss"].item()
+                    self.windows.append((time.perf_counter() - self.start) / WINDOW)
+                    self.start = time.perf_counter()
+
+        torch.manual_seed(0)
+        loader = DataLoader(
+            TensorDataset(self.inputs, self.targets),
+            batch_size=BATCH,
+            shuffle=True,
+            drop_last=True,
+            pin_memory=self.device.type == "cuda",
         )
+        timer = Timer()
+        trainer = L.Trainer(
+            max_epochs=self.args.epochs,
+            accelerator="gpu" if self.device.type == "cuda" else "cpu",
+            devices=1,
+            precision="32-true" if self.args.precision == "32" else self.args.precision,
+            gradient_clip_val=self.cfg.trainer.gradient_clip_val,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            limit_val_batches=0,
+            callbacks=[timer],
+        )
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "the dataloader does not have many workers" etc.
+            trainer.fit(Module(), loader)
+        return timer.windows, (time.perf_counter() - start) / trainer.global_step
 
-        def trainer(make_logger=Throughput, config=cfg) -> tuple[list[float], float]:
-            logger = make_logger()
-            with tempfile.TemporaryDirectory() as out:
-                start = time.perf_counter()
-                metrics = fit(config, out, logger)
-                wall = (time.perf_counter() - start) / metrics["step"]
-            logger.finish()
-            windows = [BATCH / rate for rate in logger.samples_per_sec]
-            steps.append(metrics["step"])
-            return windows, wall
+    # ---- the report ---------------------------------------------------------------------------
 
-        steps: list[float] = []
+    def run(self) -> dict:
+        import torch
 
-        raw_loop()  # warm-up: first-call allocations and kernel selection
-        trainer(TrackedThroughput)  # warm-up: creates the MLflow database (a one-off)
-        raw, steady, wall, untracked_wall, tracked_wall = [], [], [], [], []
-        long_untracked: list[float] = []
-        long_tracked: list[float] = []
-        for _ in range(REPEATS):
-            raw += raw_loop()
-            windows, seconds = trainer()
+        args, results = self.args, {}
+        lightning = None if args.skip_lightning else self.lightning_loop()  # also a warm-up
+        self.raw_loop()  # warm-ups: first-call allocations, kernel selection, compilation
+        self.trainer()
+        raw, steady, wall, light, light_wall = [], [], [], [], []
+        for _ in range(args.repeats):
+            raw += self.raw_loop()
+            windows, seconds = self.trainer()
             steady += windows
             wall.append(seconds)
-            untracked_wall.append(trainer(Throughput, tracked_cfg)[1])
-            tracked_wall.append(trainer(TrackedThroughput, tracked_cfg)[1])
-            long_untracked.append(trainer(Throughput, long_cfg)[1])
-            long_tracked.append(trainer(TrackedThroughput, long_cfg)[1])
-        short_steps = EPOCHS * steps_per_epoch
-        long_steps = LONG * steps_per_epoch
+            if lightning is not None:
+                windows, seconds = self.lightning_loop()
+                light += windows
+                light_wall.append(seconds)
+        raw_us = statistics.median(raw) * 1e6
+        where = (
+            torch.cuda.get_device_name()
+            if self.device.type == "cuda"
+            else f"CPU, {torch.get_num_threads()} threads"
+        )
+        flags = [f"precision {args.precision}"]
+        flags += ["torch.compile"] * args.compile + ["channels_last"] * args.channels_last
+        print(
+            f"SmallCNN on digits, batch {BATCH}, {args.epochs} epochs x {self.steps_per_epoch} "
+            f"steps, {where}, {', '.join(flags)}, {args.repeats} runs each (torch "
+            f"{torch.__version__}):"
+        )
+        print(f"  {'raw PyTorch loop':28s} {raw_us:8.0f} us/step")
+        rows = [("trainer, steady state", steady), ("trainer, whole fit", wall)]
+        if lightning is not None:
+            rows += [("Lightning, steady state", light), ("Lightning, whole fit", light_wall)]
+        results = {"device": where, "flags": flags, "raw_us": raw_us}
+        for label, values in rows:
+            us = statistics.median(values) * 1e6
+            print(f"  {label:28s} {us:8.0f} us/step   {raw_us / us:.3f} of raw")
+            results[label] = {"us_per_step": us, "of_raw": raw_us / us}
+        if lightning is None and not args.skip_lightning:
+            print("  (Lightning is not installed here: no Lightning column)")
+        print("    (whole fits include set-up, and validation and checkpoints every epoch)")
+        if not args.skip_tracking and self.device.type == "cpu":
+            results["tracking"] = self.tracking()
+        if not args.skip_startup:
+            results["startup_s"] = self.startup()
+        return results
 
-        startup = []
+    def tracking(self) -> dict | None:
+        """Whole fits with logger=none and logger=mlflow, at the default log interval, over a
+        short and a long fit: the difference separates the per-step cost of tracking from its
+        one-off cost (opening the run, logging the config)."""
+        try:
+            from my_dl_project.tracking.mlflow_logger import MlflowLogger
+        except ImportError:
+            print("  (MLflow is not installed here: no tracking comparison)")
+            return None
+        from my_dl_project.config import compose
+
+        uri = f"sqlite:///{self.root}/mlflow.db"
+        tracked = self.throughput_logger(MlflowLogger)
+
+        def mlflow_logger():
+            return tracked(uri, "bench", log_system_metrics=False, log_model=False)
+
+        short = compose(self.overrides)  # default log_every_n_steps
+        long = compose([*self.overrides, f"trainer.max_epochs={LONG}"])
+        self.trainer(mlflow_logger(), short)  # warm-up: creates the MLflow database
+        figures: dict[str, list[float]] = {"short none": [], "short mlflow": []}
+        figures.update({"long none": [], "long mlflow": []})
+        for _ in range(self.args.repeats):
+            for length, cfg in (("short", short), ("long", long)):
+                figures[f"{length} none"].append(self.trainer(None, cfg)[1])
+                figures[f"{length} mlflow"].append(self.trainer(mlflow_logger(), cfg)[1])
+        us = {key: statistics.median(values) * 1e6 for key, values in figures.items()}
+        short_steps = self.args.epochs * self.steps_per_epoch
+        long_steps = LONG * self.steps_per_epoch
+        # Extra seconds of a tracked fit = one-off + per_step * steps, for both lengths.
+        extra_short = (us["short mlflow"] - us["short none"]) * short_steps
+        extra_long = (us["long mlflow"] - us["long none"]) * long_steps
+        per_step_us = (extra_long - extra_short) / (long_steps - short_steps)
+        one_off_ms = (extra_short - per_step_us * short_steps) / 1e3
+        print(
+            f"  logger=mlflow against logger=none, default log_every_n_steps="
+            f"{short.trainer.log_every_n_steps}, fits of {short_steps} and {long_steps} steps:"
+        )
+        for length, steps in (("short", short_steps), ("long", long_steps)):
+            print(
+                f"    whole fit per step, {steps} steps: none {us[f'{length} none']:.0f} us, "
+                f"mlflow {us[f'{length} mlflow']:.0f} us"
+            )
+        share = per_step_us / us["long none"]
+        print(
+            f"    per-step overhead {per_step_us:+.0f} us = {share:+.1%} of a step "
+            f"(goal: under 2%); one-off per run {one_off_ms:.0f} ms (config, first writes)"
+        )
+        return {**us, "per_step_us": per_step_us, "share": share, "one_off_ms": one_off_ms}
+
+    def startup(self) -> float:
+        # The project's code first, then whatever this process was given (wheels carried along).
+        python_path = os.pathsep.join(filter(None, [str(self.project / "src"), *sys.path[1:]]))
+        seconds = []
         for _ in range(3):
             with tempfile.TemporaryDirectory() as out:
+                command = [sys.executable, "-m", f"{PACKAGE}.train", *self.data_overrides]
+                command += ["logger=none", "debug=fast_dev_run", f"paths.output_dir={out}"]
                 start = time.perf_counter()
-                command = [sys.executable, "-m", "my_dl_project.train", *overrides, "logger=none"]
-                command += ["debug=fast_dev_run", f"paths.output_dir={out}"]
                 subprocess.run(
                     command,
-                    cwd=project,
-                    env={"PYTHONPATH": str(project / "src"), "PATH": "/usr/bin:/bin"},
+                    cwd=self.project,
+                    env={"PYTHONPATH": python_path, "PATH": "/usr/bin:/bin"},
                     check=True,
                     capture_output=True,
                 )
-                startup.append(time.perf_counter() - start)
-
-    raw_us, steady_us, wall_us, untracked_us, tracked_us, long_un_us, long_tr_us = (
-        statistics.median(x) * 1e6
-        for x in (raw, steady, wall, untracked_wall, tracked_wall, long_untracked, long_tracked)
-    )
-    # Extra seconds of a tracked fit = one-off + per_step * steps, for both lengths.
-    extra_short = (tracked_us - untracked_us) * short_steps
-    extra_long = (long_tr_us - long_un_us) * long_steps
-    per_step_us = (extra_long - extra_short) / (long_steps - short_steps)
-    one_off_ms = (extra_short - per_step_us * short_steps) / 1e3
-    print(
-        f"SmallCNN on digits, batch {BATCH}, {EPOCHS} epochs x {steps_per_epoch} steps, "
-        f"{torch.get_num_threads()} threads, {REPEATS} runs each:"
-    )
-    print(f"  {'raw PyTorch loop':28s} {raw_us:8.0f} us/step")
-    for label, value in [("trainer, steady state", steady_us), ("trainer, whole fit", wall_us)]:
-        print(f"  {label:28s} {value:8.0f} us/step   {raw_us / value:.3f} of raw")
-    print("    (the whole fit includes set-up, and validation and checkpoints every epoch)")
-    print(
-        f"  logger=mlflow against logger=none, default log_every_n_steps="
-        f"{tracked_cfg.trainer.log_every_n_steps}, fits of {short_steps} and {long_steps} steps:"
-    )
-    print(
-        f"    whole fit per step, {short_steps} steps: none {untracked_us:.0f} us, "
-        f"mlflow {tracked_us:.0f} us"
-    )
-    print(
-        f"    whole fit per step, {long_steps} steps: none {long_un_us:.0f} us, "
-        f"mlflow {long_tr_us:.0f} us"
-    )
-    print(
-        f"    per-step overhead {per_step_us:+.0f} us = {per_step_us / long_un_us:+.1%} of a step "
-        f"(goal: under 2%); one-off per run {one_off_ms:.0f} ms (config, first writes)"
-    )
-    print(f"  start-up, debug=fast_dev_run {statistics.median(startup):8.2f} s (goal: under 6 s)")
+                seconds.append(time.perf_counter() - start)
+        median = statistics.median(seconds)
+        print(f"  start-up, debug=fast_dev_run {median:8.2f} s (goal: under 6 s)")
+        return median
 
 
 if __name__ == "__main__":
