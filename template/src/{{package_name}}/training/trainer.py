@@ -276,24 +276,23 @@ def fit(
 
                 # -- log ------------------------------------------------------------------------
                 if log_now or epoch_ends:
-                    _check_finite(window_loss, state.global_step, ctx)
-                    totals = distributed.all_reduce_sum(
-                        torch.stack(
-                            [window_loss, torch.tensor(float(window_batches), device=device)]
-                        )
-                    )
+                    # One transfer from the device for everything logged: each one waits for the
+                    # GPU. The loss sum is reduced over the ranks, so a NaN on one stops them all.
+                    distributed.all_reduce_sum(window_loss)
+                    logged = [window_loss] if grad_norm is None else [window_loss, grad_norm]
+                    values = torch.stack([value.float() for value in logged]).tolist()
                     elapsed = time.perf_counter() - window_start
+                    if not math.isfinite(values[0]):
+                        raise _nonfinite(state.global_step)
+                    rows = window_batches * ctx.world_size  # every rank runs as many batches
                     train_metrics = {
-                        "train/loss": (totals[0] / totals[1]).item(),
+                        "train/loss": values[0] / rows,
                         "train/lr": optimizer.param_groups[0]["lr"],
-                        "train/samples_per_sec": window_batches
-                        * batch_size
-                        * ctx.world_size
-                        / max(elapsed, 1e-9),
+                        "train/samples_per_sec": rows * batch_size / max(elapsed, 1e-9),
                         "epoch": float(state.epoch),
                     }
                     if grad_norm is not None:
-                        train_metrics["train/grad_norm"] = float(grad_norm)
+                        train_metrics["train/grad_norm"] = values[1]
                     logger.log_metrics(train_metrics, step=state.global_step)
                     if bar is not None:
                         bar.set_postfix(loss=f"{train_metrics['train/loss']:.4f}", refresh=False)
@@ -514,13 +513,17 @@ def _keep_going(state: TrainerState, max_epochs: int, max_steps: int) -> bool:
 
 def _check_finite(loss_sum: torch.Tensor, step: int, ctx: distributed.Context) -> None:
     if distributed.any_rank(not torch.isfinite(loss_sum).item(), ctx.device):
-        raise NonFiniteLossError(
-            f"the training loss became NaN or infinite by step {step}, so training stopped "
-            "before saving the diverged weights. Usual causes: a learning rate too high (lower "
-            "optimizer.lr or add warmup), no gradient clipping (trainer.gradient_clip_val), "
-            "fp16 overflow (use trainer.precision=bf16-mixed or 32), or bad values in the data. "
-            "The last good checkpoint, if any, is in <output_dir>/checkpoints/."
-        )
+        raise _nonfinite(step)
+
+
+def _nonfinite(step: int) -> NonFiniteLossError:
+    return NonFiniteLossError(
+        f"the training loss became NaN or infinite by step {step}, so training stopped "
+        "before saving the diverged weights. Usual causes: a learning rate too high (lower "
+        "optimizer.lr or add warmup), no gradient clipping (trainer.gradient_clip_val), "
+        "fp16 overflow (use trainer.precision=bf16-mixed or 32), or bad values in the data. "
+        "The last good checkpoint, if any, is in <output_dir>/checkpoints/."
+    )
 
 
 def _positive_int(value: Any, name: str) -> int:
