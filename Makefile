@@ -12,7 +12,7 @@ WORKERS ?= 2
 # A stamp file: the environment is rebuilt when its requirements change.
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv demo test test-fast lint format bench clean
+.PHONY: help venv demo test test-fast lint format bench docs docs-serve clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -57,6 +57,12 @@ bench: $(STAMP) ## Run the benchmarks (measurements, not tests)
 	$(BIN)/python benchmarks/render.py
 	$(BIN)/python benchmarks/validation.py
 	$(BIN)/python benchmarks/trainer.py
+
+docs: $(STAMP) ## Build the documentation site into build/site (mkdocs, --strict)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP) ## Serve the documentation at http://127.0.0.1:8000, rebuilt on save
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
 clean: ## Remove build outputs and caches (keeps .venv)
 	rm -rf build .pytest_cache .ruff_cache

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import subprocess
+from pathlib import Path
 
+import pytest
 import yaml
 
-from .conftest import TEMPLATE_ROOT
+from .conftest import TEMPLATE_ROOT, VENV_BIN, tool_env
 
 DOCS = TEMPLATE_ROOT / "docs"
 
@@ -47,3 +51,115 @@ def test_docs_pages_link_to_existing_pages():
     for page in DOCS.rglob("*.md"):
         for target in re.findall(r"\]\(([^)#]+\.md)\)", page.read_text()):
             assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+
+
+# --- the answers reference is generated ----------------------------------------------------------
+
+
+def gen_answers():
+    """docs/gen_answers.py, imported from its path (docs/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("gen_answers", DOCS / "gen_answers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_answers_reference_is_what_the_generator_makes_of_copier_yml():
+    page = (DOCS / "reference" / "answers.md").read_text()
+    assert gen_answers().render(page) == page, "run `python docs/gen_answers.py` and commit"
+
+
+def test_answers_generator_words_cover_exactly_what_copier_yml_cannot_say():
+    gen = gen_answers()
+    specs = questions()
+    computed = {name for name, spec in specs.items() if gen.is_template(spec.get("default"))}
+    validated = {name for name, spec in specs.items() if not spec.get("choices")}
+    assert set(gen.COMPUTED_DEFAULTS) == computed
+    assert set(gen.ALLOWED) == validated
+
+
+def test_answers_generator_refuses_a_page_without_its_markers():
+    with pytest.raises(ValueError, match="markers"):
+        gen_answers().render("# Answers\n\nno table here\n")
+
+
+# --- the layout guide follows the render -------------------------------------------------------
+
+
+def layout_headings() -> set[str]:
+    """The paths in backticks of docs/layout.md's headings."""
+    layout = (DOCS / "layout.md").read_text()
+    return {
+        path
+        for heading in re.findall(r"^#{2,4} (.+)$", layout, flags=re.MULTILINE)
+        for path in re.findall(r"`([^`]+)`", heading)
+    }
+
+
+def documented_paths(project: Path, package: str) -> set[str]:
+    """What the layout guide must explain: the root's entries, configs/'s and the package's."""
+
+    def entries(folder: str) -> set[str]:
+        root = project / folder if folder else project
+        return {
+            f"{folder}{p.name}/" if p.is_dir() else f"{folder}{p.name}"
+            for p in root.iterdir()
+            if p.name not in {"__pycache__", ".git"}
+        }
+
+    package_entries = {
+        path.replace(f"src/{package}/", "src/<package>/") for path in entries(f"src/{package}/")
+    }
+    return entries("") | entries("configs/") | package_entries
+
+
+def test_layout_page_has_a_section_for_every_rendered_file_and_folder(default_project, render):
+    gitlab = render({"ci": "gitlab"})
+    expected = documented_paths(default_project.path, "my_dl_project") | documented_paths(
+        gitlab.path, "my_dl_project"
+    )
+    missing = sorted(expected - layout_headings())
+    assert not missing, f"docs/layout.md has no section (a heading naming it) for {missing}"
+
+
+# --- the site ------------------------------------------------------------------------------------
+
+
+def test_every_page_is_in_the_navigation_and_the_site_builds_strict(tmp_path):
+    config = yaml.safe_load((TEMPLATE_ROOT / "mkdocs.yml").read_text())
+
+    def pages(nav) -> list[str]:
+        found = []
+        for item in nav:
+            value = next(iter(item.values())) if isinstance(item, dict) else item
+            found += pages(value) if isinstance(value, list) else [value]
+        return found
+
+    in_nav = set(pages(config["nav"]))
+    on_disk = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")}
+    assert on_disk == in_nav
+    # --strict: a broken link or anchor, or a stale answers table (the hook), fails the build.
+    proc = subprocess.run(
+        [str(VENV_BIN / "mkdocs"), "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=TEMPLATE_ROOT, env=tool_env(NO_MKDOCS_2_WARNING="1"),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert (tmp_path / "site" / "tutorial" / "index.html").is_file()
+
+
+def test_published_addresses_agree_and_the_readme_links_existing_pages(default_project):
+    """mkdocs.yml, the tutorial's `copier copy` source and the generated README's links."""
+    from .test_tutorial import TEMPLATE_URL
+
+    config = yaml.safe_load((TEMPLATE_ROOT / "mkdocs.yml").read_text())
+    site = config["site_url"].rstrip("/")
+    owner_name = TEMPLATE_URL.removeprefix("gh:")
+    assert config["repo_url"] == f"https://github.com/{owner_name}"
+    assert TEMPLATE_URL in (DOCS / "tutorial.md").read_text()
+    readme = (default_project.path / "README.md").read_text()
+    links = re.findall(rf"\]\({re.escape(site)}/([^)]*)\)", readme)
+    assert len(links) >= 10, "the generated README should link the documentation's pages"
+    for link in links:
+        page = link.rstrip("/")
+        assert (DOCS / f"{page}.md").is_file() or (DOCS / page / "index.md").is_file(), link
