@@ -8,7 +8,7 @@ satisfies every generated project's requirements. pyproject.toml's `generated` g
 from __future__ import annotations
 
 import tomllib
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, metadata, version
 
 import pytest
 from packaging.requirements import Requirement
@@ -32,4 +32,7 @@ def test_this_environment_satisfies_the_rendered_requirements(render, answers):
             continue
         if not requirement.specifier.contains(installed, prereleases=True):
             unmet.append(f"{requirement} (installed {installed})")
+        # An extra the package does not declare is ignored by pip without a word (dvc[gcs]).
+        declared = set(metadata(requirement.name).get_all("Provides-Extra") or [])
+        unmet += [f"{requirement} (no extra {x!r})" for x in requirement.extras - declared]
     assert not unmet, f"add to pyproject.toml's `generated` group: {unmet}"
