@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from .conftest import COMBINATION_PARAMS, COMBINATIONS, run
-from .matrix import ROTATED, STRUCTURAL, expected_files, package_name
+from .matrix import ROTATED, STRUCTURAL, combination_id, expected_files, package_name
 
 # A Jinja delimiter left in a rendered file means a template bug. `${{ ... }}` in GitHub Actions
 # is that tool's own syntax and allowed.
@@ -58,14 +58,35 @@ def test_render_passes_ruff(render, answers):
     run(["ruff", "format", "--no-cache", "--check", "."], cwd=project.path)
 
 
+def _code_key(answers: dict) -> tuple:
+    """The answers that change the generated package, configs and tests (use_docker and ci change
+    only the Makefile, the README and their own files, which have tests of their own)."""
+    return answers["task"], answers["use_dvc"], answers["use_mlflow"]
+
+
+# The first render of each code key runs the whole fast set; the others only test_layout.py (the
+# README's promises), which is what use_docker and ci can change. Half the matrix's test time.
+FULL_FAST_SET = {
+    combination_id(next(c for c in COMBINATIONS if _code_key(c) == key))
+    for key in {_code_key(c) for c in COMBINATIONS}
+}
+
+
 @pytest.mark.parametrize("answers", COMBINATION_PARAMS)
 def test_render_passes_its_own_fast_tests(render, answers):
     # The slow ones (training to accuracy, DDP, resume, a tracking server) run once per task in
     # test_generated_slow.py: they do not depend on the structural answers.
     project = render(answers)
     cmd = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow"]
+    if combination_id(answers) not in FULL_FAST_SET:
+        cmd.append("tests/test_layout.py")
     proc = run(cmd, cwd=project.path)
     assert re.search(r"\d+ passed", proc.stdout), proc.stdout
+
+
+def test_every_code_key_runs_the_whole_fast_set_once():
+    keys = [_code_key(c) for c in COMBINATIONS if combination_id(c) in FULL_FAST_SET]
+    assert len(keys) == len(set(keys)) == 3 * 2 * 2
 
 
 def test_matrix_covers_every_answer_value():
