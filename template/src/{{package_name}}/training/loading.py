@@ -27,9 +27,7 @@ class TensorBatches:
         return len(self.sampler)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
-        device = self.tensors[0].device
-        for rows in self.sampler.index_batches():
-            rows = rows.to(device, non_blocking=True)
+        for rows in self.sampler.index_batches(self.tensors[0].device):
             yield tuple(tensor[rows] for tensor in self.tensors)
 
 

@@ -49,13 +49,18 @@ class EpochBatchSampler(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         return (rows.tolist() for rows in self.index_batches())
 
-    def index_batches(self) -> Iterator[torch.Tensor]:
-        """The same batches as tensors of row indices (for indexing in-memory tensors)."""
+    def index_batches(self, device: torch.device | None = None) -> Iterator[torch.Tensor]:
+        """The same batches as tensors of row indices on ``device`` (for in-memory tensors).
+
+        The epoch's order is drawn on the CPU (the same on any device) and copied once: one
+        copy per epoch instead of one per batch, each of which would wait for the GPU.
+        """
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed + self.epoch)
             order = torch.randperm(self.size, generator=generator)
         else:
             order = torch.arange(self.size)
+        order = order.to(device) if device is not None else order
         global_batch = self.batch_size * self.world_size
         for index in range(self.skip, self.num_batches):
             start = index * global_batch + self.rank * self.batch_size
@@ -89,6 +94,6 @@ class ShardBatchSampler(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self.batches)
 
-    def index_batches(self) -> Iterator[torch.Tensor]:
-        """The same batches as tensors of row indices (for indexing in-memory tensors)."""
-        return (torch.as_tensor(rows) for rows in self.batches)
+    def index_batches(self, device: torch.device | None = None) -> Iterator[torch.Tensor]:
+        """The same batches as tensors of row indices on ``device`` (for in-memory tensors)."""
+        return (torch.as_tensor(rows, device=device) for rows in self.batches)
