@@ -153,6 +153,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "configs/debug/overfit_batches.yaml",
         "configs/debug/limit.yaml",
         "configs/debug/profiler.yaml",
+        "configs/debug/health.yaml",
         "configs/experiment/example.yaml",
         "scripts/slurm/train.sbatch",
         f"{pkg}/train.py",
@@ -160,6 +161,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/training/checkpoint.py",
         f"{pkg}/training/distributed.py",
         f"{pkg}/training/errors.py",
+        f"{pkg}/training/health.py",
         f"{pkg}/training/loading.py",
         f"{pkg}/training/precision.py",
         f"{pkg}/training/sampling.py",
@@ -167,6 +169,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/training/trainer.py",
         "tests/test_training.py",
         "tests/test_training_processes.py",
+        "tests/test_health.py",
         "tests/training_helpers.py",
     }
     # tuning
@@ -187,6 +190,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/tracking/run_info.py",
         f"{pkg}/tracking/records.py",
         "tests/test_tracking.py",
+        "tests/test_records.py",
     }
     if answers["use_mlflow"]:
         files |= {
@@ -202,8 +206,11 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/evaluation/behaviour.py",
         f"{pkg}/evaluation/calibration.py",
         f"{pkg}/evaluation/comparison.py",
+        f"{pkg}/evaluation/distributions.py",
+        f"{pkg}/evaluation/importance.py",
         f"{pkg}/evaluation/metrics.py",
         f"{pkg}/evaluation/plots.py",
+        f"{pkg}/evaluation/progress.py",
         f"{pkg}/evaluation/report.py",
         f"{pkg}/evaluation/slices.py",
         f"{pkg}/evaluation/suite.py",

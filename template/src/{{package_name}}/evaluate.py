@@ -58,7 +58,7 @@ def evaluate(
 
     from .data.datasets import load_split
     from .data.schemas import is_classification, schemas_for
-    from .evaluation import report, suite
+    from .evaluation import distributions, importance, report, suite
     from .training.errors import ConfigError
 
     state, path = loaded or load_checkpoint(cfg.ckpt_path)
@@ -135,6 +135,14 @@ def evaluate(
 
             for kind, rows in results["examples"].items():
                 log_table(pd.DataFrame(rows), f"evaluation/predictions_{kind}.json")
+            # What it predicts per split, and (tabular) which features it relies on.
+            class_names = settings.get("class_names")
+            for name, table in distributions.tables(results["distributions"], class_names).items():
+                log_table(table, f"evaluation/{name}.json")
+            if "importance" in results:
+                log_table(
+                    importance.table(results["importance"]), "evaluation/feature_importance.json"
+                )
     return results["metrics"]
 
 

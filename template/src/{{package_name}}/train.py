@@ -125,11 +125,14 @@ def open_run(cfg: DictConfig, output_dir: Path, instantiate):
 
 
 def record_outputs(cfg: DictConfig, output_dir: Path, logger) -> None:
-    """After training: metrics.json, checkpoints and the model (best weights) to the tracker."""
+    """After training: metrics.json, checkpoints, the model (best weights) and the training
+    curves (curves.png, also written with logger=none) to the tracker."""
     from .data.datasets import load_split
+    from .tracking.records import record_curves
     from .tracking.records import record_outputs as record
     from .training.trainer import build_model
 
+    record_curves(logger, output_dir)
     example = load_split(cfg.data, cfg.paths.processed_dir, "test").tensors[0][:2].numpy()
     record(logger, output_dir, build_model(cfg), example)
 

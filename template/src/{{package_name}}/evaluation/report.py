@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from . import plots
+from . import distributions, importance, plots
 from .suite import Split
 
 LABELS = {"accuracy": "accuracy", "mae": "MAE"}
@@ -62,6 +62,13 @@ def _charts(results, folder, test, class_names) -> dict[str, Path]:
             )
     else:
         charts["residuals"] = plots.residuals(test.y, test.output, folder / "residuals.png")
+    charts["distributions"] = distributions.chart(
+        results["distributions"], folder / "prediction_distributions.png", class_names
+    )
+    if "importance" in results:
+        charts["importance"] = importance.chart(
+            results["importance"], folder / "feature_importance.png"
+        )
     if results["behaviour"]["perturbations"]:
         charts["perturbations"] = plots.perturbation_curves(
             results["behaviour"]["perturbations"], folder / "perturbations.png"
@@ -111,6 +118,10 @@ def render_markdown(
             out += ["", _image(charts, "roc_pr", "ROC and precision-recall curves")]
     else:
         out += ["", _image(charts, "residuals", "Predicted against true values, and residuals")]
+    out += ["", "## Prediction distributions", ""]
+    out += _distributions(results["distributions"], charts, class_names)
+    if "importance" in results:
+        out += ["", "## Feature importance", "", *_importance(results["importance"], charts)]
     out += ["", "## Slices", "", *_slices(results["slices"])]
     out += ["", "## Behavioural tests", "", *_behaviour(results["behaviour"], charts)]
     out += ["", "## Best and worst predictions", "", *_examples(results["examples"], charts)]
@@ -257,6 +268,58 @@ def _confidence(c) -> list[str]:
             f"{c['target_accuracy']:.0%} on {cov:.0%} of the test rows; the rest need a person."
         ]
     return [f"No confidence threshold reaches an accuracy of {c['target_accuracy']:.0%}."]
+
+
+def _distributions(d, charts, class_names) -> list[str]:
+    lines = [_image(charts, "distributions", "Prediction distributions"), ""]
+    if "right" in next(iter(d.values())):
+        num = len(next(iter(d.values()))["true"])
+        names = [str(n) for n in (class_names or range(num))]
+        header = ["class"]
+        for split in d:
+            header += [f"true ({split})", f"predicted ({split})"]
+        rows = [
+            [name, *[d[split][key][i] for split in d for key in ("true", "predicted")]]
+            for i, name in enumerate(names)
+        ]
+        lines += [
+            "How often each class is true and how often it is predicted; a class predicted far "
+            "more often than it occurs draws the model's mistakes.",
+            "",
+            *_table(header, rows),
+            "",
+        ]
+        lines += [
+            "Mean confidence (highest probability): "
+            + ", ".join(f"{split} {_fmt(d[split]['mean_confidence'])}" for split in d)
+            + "."
+        ]
+        return lines
+    rows = [
+        [split, v["true_mean"], v["predicted_mean"], v["true_std"], v["predicted_std"]]
+        for split, v in d.items()
+    ]
+    lines += [
+        "Predicted values beside the true ones: a predicted spread (std) well below the true "
+        "one means outputs squeezed towards the mean.",
+        "",
+    ]
+    return lines + _table(
+        ["split", "true mean", "predicted mean", "true std", "predicted std"], rows
+    )
+
+
+def _importance(imp, charts, top: int = 10) -> list[str]:
+    lines = [
+        f"The increase in test {imp['metric']} (from {_fmt(imp['baseline'])}) when one feature's "
+        f"values are shuffled among the rows, mean and standard deviation over "
+        f"{imp['n_repeats']} shuffles; the {top} most important of {len(imp['features'])}.",
+        "",
+        _image(charts, "importance", "Permutation feature importance"),
+        "",
+    ]
+    rows = [[f["feature"], f["importance"], f["std"]] for f in imp["features"][:top]]
+    return lines + _table(["feature", "importance", "std"], rows)
 
 
 def _slices(s) -> list[str]:

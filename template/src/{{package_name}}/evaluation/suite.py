@@ -15,7 +15,16 @@ import numpy as np
 import pandas as pd
 from scipy.special import log_softmax, softmax
 
-from . import behaviour, calibration, comparison, metrics, slices, thresholds
+from . import (
+    behaviour,
+    calibration,
+    comparison,
+    distributions,
+    importance,
+    metrics,
+    slices,
+    thresholds,
+)
 
 
 @dataclass
@@ -68,6 +77,26 @@ def run(
         min_rows=int(settings.get("slices", {}).get("min_rows", 10)),
     )
     results["behaviour"] = _behaviour(settings, test, predict_rows, feature_names, seed)
+    # What the model predicts on each split (classes and confidence, or values).
+    results["distributions"] = distributions.of_splits(
+        {
+            name: (split.y, softmax(split.output, axis=1) if classification else split.output)
+            for name, split in (("val", val), ("test", test))
+        },
+        "classification" if classification else "regression",
+    )
+    # Tabular data: how much each feature matters, by shuffling it on the test split.
+    spec = settings.get("feature_importance") or {}
+    if test.x.ndim == 2 and spec.get("enabled", True):
+        results["importance"] = importance.permutation(
+            predict,
+            test.x,
+            test.y,
+            feature_names,
+            classification,
+            n_repeats=int(spec.get("n_repeats", 5)),
+            seed=seed,
+        )
     if seed_groups and len(seed_groups) > 1:
         results["seeds"] = _over_seeds(
             seed_groups, test.y, float(settings.get("alpha", 0.05)), seed

@@ -1,6 +1,8 @@
-"""What a training run hands to the tracker besides its metrics: the data it read, its
-checkpoints and its model. Tracker-agnostic: these call the ``Logger`` interface only."""
+"""What a training run hands to the tracker besides its metrics: the data it read (with a
+snapshot of each split: its first rows and summary statistics), its checkpoints, its model and
+its training curves. Tracker-agnostic: these call the ``Logger`` interface only."""
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,8 @@ from .base import Logger
 
 
 def record_data(logger: Logger, cfg: DictConfig) -> dict[str, str]:
-    """Each split as a dataset input of the run, versioned by the DVC md5 of data/processed."""
+    """Each split as a dataset input of the run, versioned by the DVC md5 of data/processed,
+    and a snapshot of it: ``data/<split>_head.json`` and ``data/<split>_describe.json``."""
     processed = Path(cfg.paths.processed_dir)
     version = data_version(processed)
     for split in SPLITS:
@@ -26,8 +29,35 @@ def record_data(logger: Logger, cfg: DictConfig) -> dict[str, str]:
             source=str(processed / f"{split}.parquet"),
             context="training" if split == "train" else split,
         )
+        for name, table in snapshot(frame).items():
+            logger.log_table(table, f"data/{split}_{name}.json")
     logger.set_tags({"data.md5": version["md5"], "data.version_source": version["source"]})
     return version
+
+
+def snapshot(frame: pd.DataFrame, rows: int = 5) -> dict[str, pd.DataFrame]:
+    """What a person looks at first: ``head`` (the first rows) and ``describe`` (count, mean,
+    std, min, quartiles and max of each column, one row per column)."""
+    summary = frame.describe().T
+    summary.insert(0, "column", summary.index.astype(str))
+    return {
+        "head": frame.head(rows).reset_index(drop=True),
+        "describe": summary.reset_index(drop=True),
+    }
+
+
+def record_curves(logger: Logger, output_dir: Path) -> Path | None:
+    """``curves.png``: the training and validation loss and the generalisation gap of the run,
+    drawn from the trainer's ``history.json``; kept in the run folder and logged."""
+    history = output_dir / "history.json"
+    if not history.is_file():
+        return None
+    from ..evaluation.progress import learning_curves
+
+    path = learning_curves(json.loads(history.read_text()), output_dir / "curves.png")
+    logger.log_artifact(history, "curves")
+    logger.log_artifact(path, "curves")
+    return path
 
 
 def record_outputs(

@@ -2,7 +2,8 @@
 
 set up -> data -> model, optimizer, scheduler, scaler -> resume -> for each optimizer step:
 forward and backward over ``accumulate_grad_batches`` micro-batches, clip, step, log, validate,
-checkpoint, stop? -> test -> metrics.json.
+checkpoint, stop? -> test -> metrics.json. On the first step and every
+``trainer.health.every_n_steps``-th, the health monitors (``health.py``) measure too.
 
 The same code runs in one process and under torchrun: DDP wraps the model, every rank reads its
 own slice of each global batch (``sampling.py``), metrics are summed over the ranks, and only
@@ -36,6 +37,7 @@ from ..tracking.base import Logger, NullLogger
 from . import checkpoint, distributed, loading
 from . import precision as amp
 from .errors import CheckpointError, ConfigError, NonFiniteLossError
+from .health import HealthMonitor
 from .sampling import EpochBatchSampler, ShardBatchSampler
 
 log = logging.getLogger(__name__)
@@ -229,6 +231,18 @@ def fit(
     val_metrics: dict[str, float] = {}
     train_metrics: dict[str, float] = {}
     bar = _progress(total_steps, state.global_step, ctx.is_main and t.enable_progress_bar)
+    health = HealthMonitor(  # gradients, updates, dead units, loss trends: see health.py
+        model,
+        t.get("health"),
+        logger,
+        enabled=ctx.is_main,
+        start_step=state.global_step,
+        output_dir=output_dir,
+        precision=precision,
+        skips_nonfinite=scaler.is_enabled(),
+        samples=val_set.tensors if val_set.tensors[0].dim() == 4 else None,  # images
+    )
+    health_at = health.next_step  # the next optimizer step it measures (-1: none)
     stop = distributed.StopFlag()
     with stop, _profiler(t.profiler, output_dir, ctx) as profiler:
         while _keep_going(state, max_epochs, max_steps):
@@ -239,6 +253,9 @@ def fit(
             for index, (inputs, targets) in batches:
                 inputs, targets = _to(inputs, targets, device, channels_last, target_scale)
                 step_ends = (index + 1) % accumulate == 0
+                sampled = state.global_step + 1 == health_at  # a step the monitors measure
+                if sampled:
+                    health.attach()  # forward hooks on the ReLUs (dead units), this step only
                 sync = step_ends or ctx.world_size == 1
                 with contextlib.nullcontext() if sync else net.no_sync():  # type: ignore[operator]
                     with amp.autocast(precision, device):
@@ -254,6 +271,8 @@ def fit(
 
                 # -- optimizer step: unscale, clip, step, update the scale, schedule, zero --
                 scaler.unscale_(optimizer)
+                if sampled:
+                    health.before_step()  # per-layer gradient norms (before clipping), weights
                 log_now = (state.global_step + 1) % log_every == 0
                 grad_norm = None
                 if clip is not None or log_now:
@@ -264,6 +283,8 @@ def fit(
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 state.global_step += 1
+                if sampled:
+                    health_at = health.after_step(state.global_step)  # update ratios, warnings
                 epoch_ends = index + 1 == train_limit
                 if epoch_ends:
                     state.epoch, state.batch_in_epoch = state.epoch + 1, 0
@@ -294,6 +315,7 @@ def fit(
                     if grad_norm is not None:
                         train_metrics["train/grad_norm"] = values[1]
                     logger.log_metrics(train_metrics, step=state.global_step)
+                    health.observe_loss(state.global_step, train_metrics["train/loss"])
                     if bar is not None:
                         bar.set_postfix(loss=f"{train_metrics['train/loss']:.4f}", refresh=False)
                     window_loss.zero_()
@@ -306,6 +328,8 @@ def fit(
                 if checked_epoch_ends or _due(val_every, state.global_step, step_in_epoch):
                     val_step = state.global_step
                     val_metrics = evaluate(net, val_loader, "val", precision, ctx, target_scale)
+                    gap = health.on_validation(state.global_step, train_metrics, val_metrics)
+                    val_metrics |= gap  # val/generalisation_gap
                     logger.log_metrics(val_metrics, step=state.global_step)
                     value = val_metrics.get(monitor.monitor)
                     if value is None:
@@ -352,6 +376,7 @@ def fit(
     if bar is not None:
         bar.close()
     _check_finite(window_loss, state.global_step, ctx)
+    health.finish(state.global_step)  # history.json, last grid, warnings recalled in the log
 
     # ---- final validation and test, with the best weights ---------------------------------
     if val_step != state.global_step:  # the final weights have not been validated yet
