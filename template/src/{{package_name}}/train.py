@@ -132,7 +132,8 @@ def record_outputs(cfg: DictConfig, output_dir: Path, logger) -> None:
     from .tracking.records import record_outputs as record
     from .training.trainer import build_model
 
-    record_curves(logger, output_dir)
+    if not cfg.trainer.fast_dev_run:  # one step has no curve (and matplotlib costs a second)
+        record_curves(logger, output_dir)
     example = load_split(cfg.data, cfg.paths.processed_dir, "test").tensors[0][:2].numpy()
     record(logger, output_dir, build_model(cfg), example)
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from .plots import DPI
+DPI = 110  # as plots.py, which is not imported: it pulls in scikit-learn (a second of start-up)
 
 
 def learning_curves(history: Mapping[str, Sequence[Mapping[str, Any]]], path: Path) -> Path:
