@@ -22,6 +22,11 @@ TASK_PARAMS = [
 def test_generated_slow_tests_pass(render, task):
     project = render({"task": task})
     cmd = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "slow", "-rs"]
+    if task != ROTATED["task"][0]:
+        # The torchrun recovery tests (SIGTERM, a killed 2-rank run, two nodes, one MLflow run
+        # for two ranks) exercise the launcher and the checkpoints, not the task: they run on
+        # the first task only. The 2-rank == 1-rank check stays: it reduces each task's metrics.
+        cmd += ["-k", "not distributed or two_ranks_match_one_rank"]
     proc = run(cmd, cwd=project.path, timeout=1500)
     assert re.search(r"\d+ passed", proc.stdout), proc.stdout
     # GPU tests skip here with their reason; nothing else may skip.
