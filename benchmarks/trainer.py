@@ -122,15 +122,6 @@ class Bench:
 
     # ---- the three loops ------------------------------------------------------------------------
 
-    def fresh(self) -> None:
-        """Forget compiled code before each loop: torch.compile keeps at most 8 compiled
-        versions of a function (one per model instance and mode), then silently runs the rest
-        eagerly, which would mix compiled and eager steps across the repeats."""
-        if self.args.compile:
-            import torch
-
-            torch._dynamo.reset()
-
     def model(self):
         import torch
         from my_dl_project.training.trainer import build_model
@@ -162,7 +153,6 @@ class Bench:
         import torch
         import torch.nn.functional as F
 
-        self.fresh()
         model = self.model()
         optimizer, scheduler = self.optimizer(model)
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype is torch.float16)
@@ -200,7 +190,6 @@ class Bench:
         from my_dl_project.training.trainer import fit
 
         logger = logger or self.throughput_logger()()
-        self.fresh()
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
             metrics = fit(cfg or self.cfg, out, logger)
@@ -272,7 +261,6 @@ class Bench:
                     self.windows.append((time.perf_counter() - self.start) / WINDOW)
                     self.start = time.perf_counter()
 
-        self.fresh()
         torch.manual_seed(0)
         loader = DataLoader(
             TensorDataset(self.inputs, self.targets),
