@@ -91,6 +91,13 @@ class HealthMonitor:
                 f"trainer.health has no key(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}."
             )
         s = {**DEFAULTS, **given}
+        for key, default in DEFAULTS.items():  # the same type as the default, and not negative
+            value = s[key]
+            kind = bool if isinstance(default, bool) else (int, float)
+            if isinstance(value, bool) is not (kind is bool) or not isinstance(value, kind):
+                raise ConfigError(f"trainer.health.{key} must be like {default!r}, got {value!r}.")
+            if kind is not bool and value < 0:
+                raise ConfigError(f"trainer.health.{key} must not be negative, got {value!r}.")
         self.settings = s
         self.model = model
         self.logger = logger or NullLogger()
