@@ -2,8 +2,9 @@
 
 - ``load_checkpoint`` and ``restore_model``: the trainer's checkpoint and its model, in eval mode.
 - ``model_outputs``: a model's outputs on already processed inputs (what ``evaluate`` scores).
-- ``predictor``: the model wrapped with the scaling of ``data/processed/stats.json`` (the one
-  ``prepare`` applied to the training data), so that it takes raw rows (``models/predictor.py``).
+- ``predictor``: the model wrapped with the scaling ``prepare`` applied to its training data
+  (kept in the checkpoint; ``data/processed/stats.json`` for older checkpoints), so that it
+  takes raw rows (``models/predictor.py``).
 - ``read_input`` and ``input_rows``: a Parquet, CSV (or, for images, ``.npy``) file of raw rows,
   checked against the data's raw schema (``data/schemas.py``), the target column optional.
 - ``predict``: all of the above for ``python -m <package>.predict``; ``export_model`` and
@@ -240,7 +241,17 @@ def predictor(state: dict[str, Any], path: Path, cfg: DictConfig, accelerator: s
     from .models.predictor import Predictor
 
     trained = trained_config(state, path, cfg)
-    stats = load_stats(cfg.paths.processed_dir, schemas_for(trained.data.name)[2])
+    features = schemas_for(trained.data.name)[2]
+    stats = state.get("feature_scale")  # the scaling the model was trained with
+    if stats is None:  # a checkpoint from before the trainer kept it: today's stats.json
+        stats = load_stats(cfg.paths.processed_dir, features)
+    elif stats.get("features") != list(features):
+        from .training.errors import CheckpointError
+
+        raise CheckpointError(
+            f"{path} was trained on the features {stats.get('features')}, not those of the "
+            f"schema ({features})."
+        )
     model, device = restore_model(state, path, accelerator)
     target_scale = None if is_classification(trained.data) else state.get("target_scale")
     if not is_classification(trained.data) and not target_scale:

@@ -150,6 +150,9 @@ def fit(
     # Regression targets are standardised with the training split's mean and standard deviation;
     # the network predicts in those units, metrics are reported in the target's own units.
     target_scale = _target_scale(train_set) if not classification else None
+    # prepare's feature scaling travels with the weights: predict applies the scaling the model
+    # was trained with, even after the data has been prepared again.
+    feature_scale = _read_json(Path(processed) / "stats.json")
 
     # ---- model, optimizer, scheduler, gradient scaler ---------------------------------------
     model = build_model(cfg).to(device)
@@ -205,6 +208,7 @@ def fit(
             "config": OmegaConf.to_container(cfg, resolve=True),
             "world_size": ctx.world_size,
             "target_scale": target_scale,
+            "feature_scale": feature_scale,
         }
 
     def save() -> Path | None:
@@ -516,6 +520,10 @@ def _to(
     if target_scale is not None:
         targets = (targets - target_scale["mean"]) / target_scale["std"]
     return inputs, targets
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def _target_scale(dataset: TensorDataset) -> dict[str, float]:
