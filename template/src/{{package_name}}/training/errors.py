@@ -1,17 +1,17 @@
 """The errors that stop training with a message and an exit code, instead of a traceback."""
 
 import sys
-import textwrap
 
 
 def fail(command: str, message: str, code: int) -> None:
-    """Print ``<command>: error: <message>`` as one wrapped paragraph and exit with ``code``.
+    """Print ``<command>: error: <message>`` and exit with ``code``.
 
-    Only the first line is wrapped: a table that follows it (failing data checks) stays as it is.
+    The paragraph is one line, never hard-wrapped: a wrap at a fixed width splits a path or the
+    words around it at a place that depends on the path's length, so the message could not be
+    searched for (or grepped by a test) reliably. Terminals wrap long lines themselves. A table
+    that follows the first line (failing data checks) is printed as it is.
     """
-    first, _, rest = message.partition("\n")
-    text = textwrap.fill(f"{command}: error: {first}", width=100, break_long_words=False)
-    print(text + (f"\n{rest}" if rest else ""), file=sys.stderr)
+    print(f"{command}: error: {message}", file=sys.stderr)
     raise SystemExit(code)
 
 
