@@ -64,6 +64,34 @@ def run(
     return proc
 
 
+# Caches that tools may leave in a project; everything else a test run writes there is a leak.
+CACHES = {"__pycache__", ".ruff_cache", ".pytest_cache"}
+
+
+def project_state(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file of a project (not .git/ nor caches) with its size and modification time."""
+    state = {}
+    for path in root.rglob("*"):
+        parts = path.relative_to(root).parts
+        if parts[0] == ".git" or CACHES.intersection(parts) or not path.is_file():
+            continue
+        stat = path.stat()
+        state[path.relative_to(root).as_posix()] = (stat.st_size, stat.st_mtime_ns)
+    return state
+
+
+def assert_untouched(before: dict[str, tuple[int, int]], root: Path) -> None:
+    """The project's own tests are hermetic: they wrote, changed and removed nothing in it."""
+    after = project_state(root)
+    added = sorted(after.keys() - before.keys())
+    removed = sorted(before.keys() - after.keys())
+    changed = sorted(k for k in before.keys() & after.keys() if before[k] != after[k])
+    assert not (added or removed or changed), (
+        f"the project's tests touched the project: added {added[:10]}, removed {removed[:10]}, "
+        f"changed {changed[:10]}"
+    )
+
+
 @dataclass(frozen=True)
 class Rendered:
     answers: dict[str, Any]

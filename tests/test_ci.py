@@ -8,8 +8,9 @@ import re
 import pytest
 import yaml
 
-# The targets test_copy_cli.py's slow test runs with the project's own environment.
-TESTED_TARGETS = {"setup", "lint", "test", "repro"}
+# The targets test_copy_cli.py's slow test runs with the project's own environment; test-all is
+# the fast set it runs (`make test`) plus the slow set that test_generated_slow.py runs.
+TESTED_TARGETS = {"setup", "lint", "test-all", "repro"}
 
 
 def make_targets(commands: list[str]) -> list[str]:

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from .conftest import run
+from .conftest import assert_untouched, project_state, run
 from .matrix import ROTATED
 
 TASK_PARAMS = [
@@ -27,7 +27,9 @@ def test_generated_slow_tests_pass(render, task):
         # for two ranks) exercise the launcher and the checkpoints, not the task: they run on
         # the first task only. The 2-rank == 1-rank check stays: it reduces each task's metrics.
         cmd += ["-k", "not distributed or two_ranks_match_one_rank"]
+    before = project_state(project.path)
     proc = run(cmd, cwd=project.path, timeout=1500)
+    assert_untouched(before, project.path)  # no runs in its mlflow.db, nothing in outputs/
     assert re.search(r"\d+ passed", proc.stdout), proc.stdout
     # GPU tests skip here with their reason; nothing else may skip.
     skipped = [line for line in proc.stdout.splitlines() if line.startswith("SKIPPED")]

@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from .conftest import COMBINATION_PARAMS, COMBINATIONS, run
+from .conftest import COMBINATION_PARAMS, COMBINATIONS, assert_untouched, project_state, run
 from .matrix import ROTATED, STRUCTURAL, combination_id, expected_files, package_name
 
 # A Jinja delimiter left in a rendered file means a template bug. `${{ ... }}` in GitHub Actions
@@ -80,8 +80,10 @@ def test_render_passes_its_own_fast_tests(render, answers):
     cmd = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow"]
     if combination_id(answers) not in FULL_FAST_SET:
         cmd.append("tests/test_layout.py")
+    before = project_state(project.path)
     proc = run(cmd, cwd=project.path)
     assert re.search(r"\d+ passed", proc.stdout), proc.stdout
+    assert_untouched(before, project.path)
 
 
 def test_every_code_key_runs_the_whole_fast_set_once():
