@@ -12,14 +12,13 @@ tracking server cannot be reached; 128 + N stopped by signal N (the trial in pro
 
 import sys
 
-import hydra
 from omegaconf import DictConfig
 
-from .config import CONFIG_DIR
+from .config import entry_point
 from .training.errors import fail
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="tune")
+@entry_point("tune")
 def main(cfg: DictConfig) -> None:
     # Imported here so that `--help` and config errors answer without importing torch or optuna.
     from hydra import compose
@@ -37,7 +36,10 @@ def main(cfg: DictConfig) -> None:
     def compose_trial(overrides):
         return compose(config_name="tune", overrides=[*command_line, *overrides])
 
+    from .settings import check
+
     try:
+        check(cfg, "tune")  # the settings every trial shares, before the study is opened
         study = search(cfg, compose_trial)
     except InstantiationException as error:  # Hydra wraps the logger's own error
         if isinstance(error.__cause__, TrackingError):
