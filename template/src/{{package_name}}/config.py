@@ -67,6 +67,32 @@ def entry_point(command: str) -> Callable[[Callable[[DictConfig], None]], Callab
     return decorate
 
 
+def check_settings(cfg: DictConfig, command: str) -> None:
+    """Every setting ``command`` reads (``settings.py``), first: on a broken one, exit with code
+    2, leaving nothing behind, not even the folder Hydra made for this run."""
+    from .settings import check
+    from .training.errors import ConfigError
+
+    try:
+        check(cfg, command)
+    except ConfigError as error:
+        _remove_empty_run_folder(command)
+        fail(command, str(error), error.exit_code)
+
+
+def _remove_empty_run_folder(command: str) -> None:
+    """Hydra's folder for this run, if it holds nothing but Hydra's own files."""
+    import shutil
+
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    folder = Path(HydraConfig.get().runtime.output_dir)
+    if folder.is_dir() and {p.name for p in folder.iterdir()} <= {".hydra", f"{command}.log"}:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def override_error(error: Exception) -> str:
     """Hydra's complaint about an override, in one line; for an unknown key, what was meant."""
     text = str(error)

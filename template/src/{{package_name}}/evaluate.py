@@ -14,23 +14,22 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from .config import entry_point
+from .config import check_settings, entry_point
 from .inference import load_checkpoint, model_outputs, restore_model
 from .training.errors import fail
 
 
 @entry_point("evaluate")
 def main(cfg: DictConfig) -> None:
+    check_settings(cfg, "evaluate")  # before a checkpoint is read or a run opened
     # Imported here so that `--help` and config errors answer without importing torch.
     from .data.checks import DataValidationError
-    from .settings import check
     from .tracking.base import TrackingError, open_logger
     from .training.errors import TrainingError
 
     logger = None
     status = "FAILED"
     try:
-        check(cfg, "evaluate")  # every setting, before a checkpoint is read or a run opened
         loaded = load_checkpoint(cfg.ckpt_path)
         # Reopen the training run when the checkpoint knows it, so its metrics sit together
         # (in a new run, with a note, when this store does not hold it: tracking/base.py).

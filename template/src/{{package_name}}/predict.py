@@ -11,20 +11,19 @@ Exit codes: 0 success; 2 bad config (a checkpoint of another dataset or task inc
 
 from omegaconf import DictConfig
 
-from .config import entry_point
+from .config import check_settings, entry_point
 from .training.errors import fail
 
 
 @entry_point("predict")
 def main(cfg: DictConfig) -> None:
+    check_settings(cfg, "predict")  # every setting, before the checkpoint or the input is read
     # Imported here so that `--help` and config errors answer without importing torch.
     from .data.checks import DataValidationError
     from .inference import predict
-    from .settings import check
     from .training.errors import TrainingError
 
     try:
-        check(cfg, "predict")  # every setting, before the checkpoint or the input is read
         result = predict(cfg)
     except TrainingError as error:
         fail("predict", str(error), error.exit_code)

@@ -18,20 +18,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from .config import entry_point
+from .config import check_settings, entry_point
 from .training.errors import fail
 
 
 @entry_point("train")
 def main(cfg: DictConfig) -> None:
-    # Every setting first, before anything is imported, opened or written (settings.py).
-    from .settings import check
-    from .training.errors import ConfigError
-
-    try:
-        check(cfg, "train")
-    except ConfigError as error:
-        fail("train", str(error), error.exit_code)
+    check_settings(cfg, "train")  # before anything is imported, opened or written
 
     # Imported here so that `--help` and config errors answer without importing torch.
     from .data.checks import DataValidationError

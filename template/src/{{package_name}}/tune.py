@@ -14,12 +14,13 @@ import sys
 
 from omegaconf import DictConfig
 
-from .config import entry_point
+from .config import check_settings, entry_point
 from .training.errors import fail
 
 
 @entry_point("tune")
 def main(cfg: DictConfig) -> None:
+    check_settings(cfg, "tune")  # the settings every trial shares, before the study is opened
     # Imported here so that `--help` and config errors answer without importing torch or optuna.
     from hydra import compose
     from hydra.core.hydra_config import HydraConfig
@@ -36,10 +37,7 @@ def main(cfg: DictConfig) -> None:
     def compose_trial(overrides):
         return compose(config_name="tune", overrides=[*command_line, *overrides])
 
-    from .settings import check
-
     try:
-        check(cfg, "tune")  # the settings every trial shares, before the study is opened
         study = search(cfg, compose_trial)
     except InstantiationException as error:  # Hydra wraps the logger's own error
         if isinstance(error.__cause__, TrackingError):
