@@ -195,7 +195,8 @@ def fit(
         log.info("resumed from %s at step %d (epoch %d)", path, state.global_step, state.epoch)
     else:
         _seed_everything(cfg.seed + ctx.rank)  # different dropout masks on different ranks
-    if ctx.is_main and state.global_step == 0:
+    # A new run (a resumed one too, when its own run is in another store: tracking/base.py).
+    if ctx.is_main and (state.global_step == 0 or getattr(logger, "resumed", True) is False):
         logger.log_params(_flatten(OmegaConf.to_container(cfg, resolve=True)))
 
     def snapshot() -> dict[str, Any]:
