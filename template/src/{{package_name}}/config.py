@@ -51,7 +51,8 @@ def entry_point(command: str) -> Callable[[Callable[[DictConfig], None]], Callab
 
         @functools.wraps(task)
         def main(cfg: DictConfig | None = None) -> None:
-            if cfg is not None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            previous = os.environ.get("HYDRA_FULL_ERROR")
+            if cfg is not None or previous == "1":
                 return run(cfg)
             # Hydra raises, instead of printing and exiting, while this is set.
             os.environ["HYDRA_FULL_ERROR"] = "1"
@@ -60,7 +61,10 @@ def entry_point(command: str) -> Callable[[Callable[[DictConfig], None]], Callab
             except (ConfigCompositionException, OverrideParseException) as error:
                 fail(command, override_error(error), 2)
             finally:
-                os.environ.pop("HYDRA_FULL_ERROR", None)
+                if previous is None:
+                    os.environ.pop("HYDRA_FULL_ERROR", None)
+                else:
+                    os.environ["HYDRA_FULL_ERROR"] = previous
 
         return main
 

@@ -172,7 +172,7 @@ def read_input(path: Path, data: DictConfig):
 
 def _unreadable(path: Path, error: Exception) -> str:
     """Why ``path`` cannot be read, in one line: the file, the cause and what to do."""
-    kind = {".parquet": "Parquet", ".csv": "CSV", ".npy": "a NumPy array"}[path.suffix]
+    kind = {".parquet": "Parquet", ".csv": "CSV", ".npy": "NumPy .npy"}[path.suffix]
     cause = str(error).splitlines()[0] if str(error) else type(error).__name__
     if isinstance(error, UnicodeDecodeError):
         return (

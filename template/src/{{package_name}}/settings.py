@@ -1,9 +1,10 @@
 """The settings the entry points read: their types and ranges, checked before anything starts.
 
-``KEYS`` is the schema: each config key the code reads, with the check of its value. ``check(cfg,
-command)`` runs the checks of the keys a command reads and reports every broken one at once, as
-one ``ConfigError`` (exit code 2), before a tracking run is opened, a folder written or torch
-imported: a typo in an override costs a second and leaves nothing behind. The code that uses a
+``TRAINING`` is the schema of the training config: each key the code reads, with the check of
+its value; ``COMMANDS`` says which keys each entry point reads. ``check(cfg, command)`` runs their
+checks and reports every broken key at once, as one ``ConfigError`` (exit code 2), before a
+tracking run is opened, a folder written or torch imported: a typo in an override costs a second
+and leaves nothing behind (``config.check_settings``). The code that uses a
 value calls the same check where it reads it (``fit`` is also called directly, by the tests and
 the tuner), so each rule is written once, here.
 
@@ -54,7 +55,9 @@ def integer(minimum: int | None = None, *, nullable: bool = False) -> Check:
     return check
 
 
-def number(*, above: float | None = None, minimum: float | None = None, nullable=False) -> Check:
+def number(
+    *, above: float | None = None, minimum: float | None = None, nullable: bool = False
+) -> Check:
     """A number (int or float) greater than ``above`` or at least ``minimum``; or null."""
     allowed = "a number"
     if above is not None:
