@@ -108,6 +108,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "reports/.gitkeep",
         f"{pkg}/__init__.py",
         f"{pkg}/config.py",
+        f"{pkg}/settings.py",
         f"{pkg}/evaluation/__init__.py",
         f"{pkg}/models/__init__.py",
         f"{pkg}/models/cnn.py",

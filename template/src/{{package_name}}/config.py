@@ -1,15 +1,23 @@
 """Where the Hydra configs live, and composing them outside an entry point.
 
-Entry points use ``@hydra.main(config_path=CONFIG_DIR, ...)``; tests and notebooks use
-``compose()``. ``python -m <package>.config`` writes ``params.yaml``, the composed default config
-that DVC's stages run with (``make params``); ``--check`` fails when it is out of date.
+Entry points use ``@entry_point("<command>")`` (``hydra.main`` over ``configs/<command>.yaml``,
+whose command-line errors exit with code 2); tests and notebooks use ``compose()``.
+``python -m <package>.config`` writes ``params.yaml``, the composed default config that DVC's
+stages run with (``make params``); ``--check`` fails when it is out of date.
 """
 
+import difflib
+import functools
+import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
+from .training.errors import fail
 
 # src/<package>/config.py -> the project root, which holds configs/. Run commands from the root:
 # the paths in configs/paths/ are relative to it.
@@ -24,6 +32,124 @@ def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictCo
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=list(overrides))
+
+
+def entry_point(command: str) -> Callable[[Callable[[DictConfig], None]], Callable[..., None]]:
+    """``@entry_point("train")``: ``hydra.main`` over ``configs/train.yaml``, and its errors.
+
+    Hydra applies the command line's overrides before the entry point runs, and reports one it
+    cannot apply (a misspelled key, an unknown option of a config group, bad syntax) itself, with
+    exit code 1 and, for a key, the advice to add it with ``+``. Here such an error exits with
+    code 2, as every config error does, in one paragraph; a misspelled key gets the keys it may
+    have meant. ``HYDRA_FULL_ERROR=1`` keeps Hydra's own report (a traceback).
+    """
+    from hydra import main as hydra_main
+    from hydra.errors import ConfigCompositionException, OverrideParseException
+
+    def decorate(task: Callable[[DictConfig], None]) -> Callable[..., None]:
+        run = hydra_main(version_base="1.3", config_path=CONFIG_DIR, config_name=command)(task)
+
+        @functools.wraps(task)
+        def main(cfg: DictConfig | None = None) -> None:
+            previous = os.environ.get("HYDRA_FULL_ERROR")
+            if cfg is not None or previous == "1":
+                return run(cfg)
+            # Hydra raises, instead of printing and exiting, while this is set.
+            os.environ["HYDRA_FULL_ERROR"] = "1"
+            try:
+                return run()
+            except (ConfigCompositionException, OverrideParseException) as error:
+                fail(command, override_error(error), 2)
+            finally:
+                if previous is None:
+                    os.environ.pop("HYDRA_FULL_ERROR", None)
+                else:
+                    os.environ["HYDRA_FULL_ERROR"] = previous
+
+        return main
+
+    return decorate
+
+
+def check_settings(cfg: DictConfig, command: str) -> None:
+    """Every setting ``command`` reads (``settings.py``), first: on a broken one, exit with code
+    2, leaving nothing behind, not even the folder Hydra made for this run."""
+    from .settings import check
+    from .training.errors import ConfigError
+
+    try:
+        check(cfg, command)
+    except ConfigError as error:
+        _remove_empty_run_folder(command)
+        fail(command, str(error), error.exit_code)
+
+
+def _remove_empty_run_folder(command: str) -> None:
+    """Hydra's folder for this run, if it holds nothing but Hydra's own files."""
+    import shutil
+
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    folder = Path(HydraConfig.get().runtime.output_dir)
+    if folder.is_dir() and {p.name for p in folder.iterdir()} <= {".hydra", f"{command}.log"}:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def override_error(error: Exception) -> str:
+    """Hydra's complaint about an override, in one line; for an unknown key, what was meant."""
+    text = str(error)
+    key = re.match(r"Could not override '([^']+)'", text)
+    if key is None:  # an unknown option of a group, bad syntax: Hydra's words, in one line
+        text = text.split("Config search path:")[0].strip()
+        text = re.sub(r":\s*\n\s*", ": ", text)  # "Available options in 'optimizer': adamw..."
+        text = re.sub(r"\n\t", ", ", text)
+        text = re.sub(r"(?<=[^.:])\s*\n\s*", ". ", text)  # one sentence per line of Hydra's
+        return " ".join(text.split())
+    wrong = key.group(1)
+    value = text.split(f"+{wrong}=", 1)[1].splitlines()[0] if f"+{wrong}=" in text else "..."
+    keys = _config_keys(getattr(error.__cause__, "parent_node", None))
+    if not wrong.startswith("hydra."):
+        keys = [k for k in keys if not k.startswith("hydra.")]
+    meant = _closest(wrong, keys)
+    if meant:
+        hint = f"did you mean {' or '.join(f'{k}={value}' for k in meant)}?"
+    else:
+        hint = "see configs/ (or `--cfg job`) for the keys it has."
+    return (
+        f"the config has no key {wrong}: {hint} (A key of your own, such as an argument of your "
+        f"own model, is added with a leading +: +{wrong}={value})"
+    )
+
+
+def _closest(wrong: str, keys: list[str]) -> list[str]:
+    """The keys most like ``wrong``: the best match and any nearly as good (at most three)."""
+    scores = {k: difflib.SequenceMatcher(None, wrong, k).ratio() for k in set(keys)}
+    best = max(scores.values(), default=0.0)
+    close = [k for k, score in scores.items() if score >= max(0.6, best - 0.1)]
+    return sorted(close, key=lambda k: -scores[k])[:3]
+
+
+def _config_keys(node: Any) -> list[str]:
+    """Every dotted key of the config that ``node`` belongs to (groups and leaves)."""
+    if node is None:
+        return []
+    try:
+        root = node._get_root()  # OmegaConf keeps the whole tree from any node
+        tree = OmegaConf.to_container(root, resolve=False)
+    except Exception:  # not a config node: no suggestion rather than a second error
+        return []
+
+    def walk(value: Any, prefix: str) -> list[str]:
+        if not isinstance(value, dict):
+            return []
+        keys = []
+        for name, child in value.items():
+            keys += [f"{prefix}{name}", *walk(child, f"{prefix}{name}.")]
+        return keys
+
+    return walk(tree, "")
 
 
 def params_yaml(overrides: Sequence[str] = ()) -> str:

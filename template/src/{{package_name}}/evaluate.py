@@ -4,37 +4,41 @@ Rebuilds the model from the checkpoint's own config, predicts on the validation 
 and writes ``metrics.json``, ``evaluation.md`` and PNG charts to ``paths.reports_dir`` (see
 ``evaluation/``); with a tracking logger it also logs them to the checkpoint's run.
 
-Exit codes: 0 success; 2 bad config; 3 missing or unusable checkpoint; 5 missing or invalid data.
+Exit codes: 0 success; 2 bad config; 3 missing or unusable checkpoint; 5 missing or invalid data;
+6 the tracking store cannot be used. A checkpoint whose training run is not in this tracking store
+(trained with another one) is evaluated in a new run, with a note.
 """
 
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from .config import CONFIG_DIR
+from .config import check_settings, entry_point
 from .inference import load_checkpoint, model_outputs, restore_model
 from .training.errors import fail
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+@entry_point("evaluate")
 def main(cfg: DictConfig) -> None:
+    check_settings(cfg, "evaluate")  # before a checkpoint is read or a run opened
     # Imported here so that `--help` and config errors answer without importing torch.
-    from hydra.utils import instantiate
-
     from .data.checks import DataValidationError
+    from .tracking.base import TrackingError, open_logger
     from .training.errors import TrainingError
 
     logger = None
     status = "FAILED"
     try:
         loaded = load_checkpoint(cfg.ckpt_path)
-        # Reopen the training run when the checkpoint knows it, so its metrics sit together.
+        # Reopen the training run when the checkpoint knows it, so its metrics sit together
+        # (in a new run, with a note, when this store does not hold it: tracking/base.py).
         run_id = (loaded[0].get("trainer_state") or {}).get("run_id")
-        logger = instantiate(cfg.logger, **({"run_id": run_id} if run_id else {}))
+        logger = open_logger(cfg.logger, run_id, "evaluate")
         metrics = evaluate(cfg, logger, loaded)
         status = "FINISHED"
+    except TrackingError as error:
+        fail("evaluate", str(error), 6)
     except TrainingError as error:
         fail("evaluate", str(error), error.exit_code)
     except (DataValidationError, FileNotFoundError) as error:

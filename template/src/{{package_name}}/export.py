@@ -9,14 +9,13 @@ the target's units ``(n,)`` out. Load it with ``torch.export.load(path).module()
 Exit codes: 0 success; 2 bad config; 3 missing or unusable checkpoint; 5 missing or invalid data.
 """
 
-import hydra
 from omegaconf import DictConfig
 
-from .config import CONFIG_DIR
+from .config import entry_point
 from .training.errors import fail
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
+@entry_point("export")
 def main(cfg: DictConfig) -> None:
     # Imported here so that `--help` and config errors answer without importing torch.
     from .data.checks import DataValidationError

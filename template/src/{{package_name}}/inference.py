@@ -20,6 +20,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from . import settings
+
 TABLE_SUFFIXES = (".parquet", ".csv")
 EXPORT_METADATA = "predictor.json"
 
@@ -138,18 +140,57 @@ def read_input(path: Path, data: DictConfig):
         raise ConfigError(f"input={path}: expected a file ending in {', '.join(allowed)}.")
     if not path.is_file():
         raise FileNotFoundError(f"input={path} does not exist")
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    if path.suffix == ".csv":
-        return pd.read_csv(path)
-    array = np.load(path, allow_pickle=False)
     features = schemas_for(data.name)[2]
+    try:
+        if path.suffix in TABLE_SUFFIXES:
+            frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        else:
+            array = np.load(path, allow_pickle=False)
+    except Exception as error:  # each reader has its own errors: name the file and the cause
+        raise DataValidationError(_unreadable(path, error)) from None
+    if path.suffix in TABLE_SUFFIXES:
+        if not set(features) & set(map(str, frame.columns)):  # another table, or separator
+            found = ", ".join(map(str, frame.columns[:10])) or "none"
+            raise DataValidationError(
+                f"input={path} has none of the feature columns of {data.name!r} (expected "
+                f"{', '.join(features[:5])}, ... ({len(features)} in all; data/schemas.py), "
+                f"found: {found}): is it the right file, and, for a CSV, comma-separated?"
+            )
+        return frame
+    if not np.issubdtype(array.dtype, np.number):
+        raise DataValidationError(
+            f"input={path} holds an array of {array.dtype}, not numbers: save the raw pixels "
+            "as a numeric array (np.save(path, pixels.astype('uint8')))."
+        )
     if array.ndim < 2 or int(np.prod(array.shape[1:])) != len(features):
         raise DataValidationError(
             f"input={path} holds an array of shape {array.shape}; expected (n, "
             f"{', '.join(map(str, data.image_shape[1:]))}) or (n, {len(features)}) raw pixels."
         )
     return pd.DataFrame(array.reshape(len(array), -1), columns=features)
+
+
+def _unreadable(path: Path, error: Exception) -> str:
+    """Why ``path`` cannot be read, in one line: the file, the cause and what to do."""
+    kind = {".parquet": "Parquet", ".csv": "CSV", ".npy": "NumPy .npy"}[path.suffix]
+    cause = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if isinstance(error, UnicodeDecodeError):
+        return (
+            f"input={path} is not UTF-8 text ({cause}): save it as UTF-8 (for example "
+            f"`iconv -f latin1 -t utf-8 {path.name}`)."
+        )
+    if type(error).__name__ == "EmptyDataError":
+        return f"input={path} is empty: a CSV file needs a header line naming the columns."
+    if path.suffix == ".npy" and "allow_pickle" in cause:
+        return (
+            f"input={path} holds Python objects, not numbers: save the raw pixels as a numeric "
+            "array (np.save(path, pixels.astype('uint8')))."
+        )
+    return (
+        f"input={path} cannot be read as {kind} ({type(error).__name__}: {cause}): is it a "
+        f"{kind} file? The suffix says which reader is used (.parquet, .csv"
+        f"{', .npy' if path.suffix == '.npy' else ''})."
+    )
 
 
 def input_rows(frame, data: DictConfig, table: str = "input"):
@@ -285,9 +326,7 @@ def predict(cfg: DictConfig):
     output = Path(str(cfg.output))
     if output.suffix not in TABLE_SUFFIXES:
         raise ConfigError(f"output={output}: expected a file ending in .parquet or .csv.")
-    batch_size = int(cfg.batch_size)
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive integer, got {cfg.batch_size}.")
+    batch_size = settings.positive_int(cfg.batch_size, "batch_size")
     state, path = load_checkpoint(cfg.ckpt_path)
     trained = trained_config(state, path, cfg)
     ids, rows = input_rows(read_input(Path(str(cfg.input)), trained.data), trained.data)

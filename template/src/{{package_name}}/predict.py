@@ -9,15 +9,15 @@ Exit codes: 0 success; 2 bad config (a checkpoint of another dataset or task inc
 3 missing or unusable checkpoint; 5 missing or invalid input or data.
 """
 
-import hydra
 from omegaconf import DictConfig
 
-from .config import CONFIG_DIR
+from .config import check_settings, entry_point
 from .training.errors import fail
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
+@entry_point("predict")
 def main(cfg: DictConfig) -> None:
+    check_settings(cfg, "predict")  # every setting, before the checkpoint or the input is read
     # Imported here so that `--help` and config errors answer without importing torch.
     from .data.checks import DataValidationError
     from .inference import predict

@@ -4,29 +4,31 @@ Several processes: ``torchrun --nproc_per_node N -m <package>.train [overrides]`
 or on each of M machines ``torchrun --nnodes M --nproc_per_node N --rdzv-backend c10d
 --rdzv-endpoint HOST:PORT --rdzv-id JOB -m <package>.train paths.output_dir=SHARED/run``.
 
-Exit codes: 0 success; 2 bad config; 3 missing or unusable checkpoint; 4 non-finite loss;
-5 missing or invalid data; 6 the tracking server cannot be reached (checked before training
-starts); 128 + N stopped by signal N (SIGTERM, SIGUSR1) after saving a
-checkpoint: resume with ``ckpt_path=last paths.output_dir=<the run's folder>``.
+Exit codes: 0 success; 2 bad config (every key is checked first, ``settings.py``; a misspelled
+key or option too, ``config.entry_point``); 3 missing or unusable checkpoint; 4 non-finite loss;
+5 missing or invalid data (unprepared data is found before a tracking run opens); 6 the
+tracking server cannot be reached (checked before training starts); 128 + N stopped by signal N
+(SIGTERM, SIGUSR1) after saving a checkpoint: resume with ``ckpt_path=last
+paths.output_dir=<the run's folder>``.
 """
 
 import shutil
 import sys
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
-from .config import CONFIG_DIR
+from .config import check_settings, entry_point
 from .training.errors import fail
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@entry_point("train")
 def main(cfg: DictConfig) -> None:
-    # Imported here so that `--help` and config errors answer without importing torch.
-    from hydra.utils import instantiate
+    check_settings(cfg, "train")  # before anything is imported, opened or written
 
+    # Imported here so that `--help` and config errors answer without importing torch.
     from .data.checks import DataValidationError
+    from .data.datasets import require_prepared
     from .tracking.base import TrackingError
     from .training import distributed
     from .training.errors import TrainingError
@@ -34,10 +36,11 @@ def main(cfg: DictConfig) -> None:
 
     logger = None
     try:
+        require_prepared(cfg.paths.processed_dir)  # before a tracking run reads the splits
         ctx = distributed.setup(cfg.trainer.accelerator)
         output_dir = run_dir(cfg, distributed)
         if ctx.is_main:  # one tracking run per job; a resumed job continues its run
-            logger = open_run(cfg, output_dir, instantiate)
+            logger = open_run(cfg, output_dir)
         metrics = fit(cfg, output_dir, logger, ctx)
         if ctx.is_main:
             record_outputs(cfg, output_dir, logger)
@@ -103,21 +106,14 @@ def resumed_state(cfg: DictConfig, output_dir: Path) -> dict:
     return resumed[0]["trainer_state"] if resumed else {}
 
 
-def open_run(cfg: DictConfig, output_dir: Path, instantiate):
+def open_run(cfg: DictConfig, output_dir: Path):
     """The tracking run: a new one, or the checkpoint's run reopened, and the data it reads."""
-    from hydra.errors import InstantiationException
-
-    from .tracking.base import TrackingError
+    from .tracking.base import open_logger
     from .tracking.records import record_data
 
     state = resumed_state(cfg, output_dir)
     run_id = state.get("run_id")
-    try:
-        logger = instantiate(cfg.logger, **({"run_id": run_id} if run_id else {}))
-    except InstantiationException as error:  # Hydra wraps the logger's own error
-        if isinstance(error.__cause__, TrackingError):
-            raise error.__cause__ from None
-        raise
+    logger = open_logger(cfg.logger, run_id, "train")
     if run_id:
         logger.set_tags({"resumed_at_step": state.get("global_step", "unknown")})
     record_data(logger, cfg)

@@ -12,15 +12,15 @@ tracking server cannot be reached; 128 + N stopped by signal N (the trial in pro
 
 import sys
 
-import hydra
 from omegaconf import DictConfig
 
-from .config import CONFIG_DIR
+from .config import check_settings, entry_point
 from .training.errors import fail
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="tune")
+@entry_point("tune")
 def main(cfg: DictConfig) -> None:
+    check_settings(cfg, "tune")  # the settings every trial shares, before the study is opened
     # Imported here so that `--help` and config errors answer without importing torch or optuna.
     from hydra import compose
     from hydra.core.hydra_config import HydraConfig

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from torch.utils.data import TensorDataset
 
 from .checks import DataValidationError, format_failures, schema_failures
-from .schemas import is_classification, schemas_for
+from .schemas import SPLITS, is_classification, schemas_for
 
 
 def load_split(data: DictConfig, processed_dir: str | Path, split: str) -> TensorDataset:
@@ -24,11 +24,8 @@ def load_split(data: DictConfig, processed_dir: str | Path, split: str) -> Tenso
     class indices for classification and float32 of shape ``(n, 1)`` for regression.
     """
     _, processed_schema, features = schemas_for(data.name)
+    require_prepared(processed_dir, (split,))
     path = Path(processed_dir) / f"{split}.parquet"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} does not exist: run `python -m <package>.data.prepare` (or `make prepare`)"
-        )
     frame = pd.read_parquet(path)
     failures = schema_failures(processed_schema, frame, split, ["id", *features, data.target])
     if failures:
@@ -44,6 +41,18 @@ def load_split(data: DictConfig, processed_dir: str | Path, split: str) -> Tenso
         values = frame[data.target].to_numpy(dtype=np.float32, copy=True)
         target = torch.from_numpy(values).unsqueeze(1)
     return TensorDataset(inputs, target)
+
+
+def require_prepared(processed_dir: str | Path, splits: tuple[str, ...] = SPLITS) -> None:
+    """Raise ``FileNotFoundError``, with the command that makes them, when a split is missing."""
+    missing = [s for s in splits if not (Path(processed_dir) / f"{s}.parquet").is_file()]
+    if missing:
+        package = __name__.split(".")[0]
+        raise FileNotFoundError(
+            f"{Path(processed_dir) / (missing[0] + '.parquet')} does not exist: prepare the data "
+            f"first with `make prepare` (or `python -m {package}.data.prepare`, or `dvc pull` "
+            "where a DVC remote holds it), or point paths.data_dir at prepared data."
+        )
 
 
 def num_features(data: DictConfig) -> int:

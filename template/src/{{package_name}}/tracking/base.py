@@ -13,6 +13,43 @@ class TrackingError(RuntimeError):
     """The tracking store cannot be used; the message names the URI and what to do."""
 
 
+class RunNotFoundError(TrackingError):
+    """The run to continue (its id kept in a checkpoint) is not in this tracking store."""
+
+
+def open_logger(config: Any, run_id: str | None, command: str) -> "Logger":
+    """The logger ``config`` (``configs/logger/``) describes, continuing the run ``run_id``.
+
+    A checkpoint keeps the id of its training run, in the store it was tracked to. When that run
+    is not in this store (the checkpoint was trained with another one: ``make docker-train``
+    tracks to ``outputs/mlflow.db``, a colleague's server, a copied checkpoint), the work is
+    recorded in a new run of this store, tagged ``continues_run_id``, and a note says so and how
+    to reach the original run instead. Any other failure of the store raises ``TrackingError``.
+    """
+    import sys
+
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(config, **({"run_id": run_id} if run_id else {}))
+    except InstantiationException as error:  # Hydra wraps the logger's own error
+        cause = error.__cause__
+        if not isinstance(cause, TrackingError):
+            raise
+        if not isinstance(cause, RunNotFoundError):
+            raise cause from None
+    logger = instantiate(config)
+    logger.set_tags({"continues_run_id": run_id})
+    print(
+        f"{command}: note: {cause}, so this is recorded in a new run, {logger.run_id} (tagged "
+        f"continues_run_id={run_id}). To add to the original run instead, point "
+        "logger.tracking_uri at the store it was tracked to.",
+        file=sys.stderr,
+    )
+    return logger
+
+
 @runtime_checkable
 class Logger(Protocol):
     """What the trainer and the evaluator call, on rank 0 only."""

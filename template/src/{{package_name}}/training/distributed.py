@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from .. import settings
 from .errors import ConfigError
 
 
@@ -36,10 +37,7 @@ def setup(accelerator: str = "auto") -> Context:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if accelerator not in ("auto", "cpu", "cuda", "gpu"):
-        raise ConfigError(
-            f"trainer.accelerator must be 'auto', 'cpu' or 'cuda', got {accelerator!r}."
-        )
+    settings.one_of(*settings.ACCELERATORS)(accelerator, "trainer.accelerator")
     if accelerator in ("cuda", "gpu") and not torch.cuda.is_available():
         raise ConfigError(
             "trainer.accelerator=cuda but PyTorch sees no CUDA device: run on a GPU machine with "

@@ -38,26 +38,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..settings import HEALTH_DEFAULTS
+from ..settings import health as checked_settings
 from ..tracking.base import Logger, NullLogger
 from . import precision as amp
-from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "enabled": True,
-    "every_n_steps": 50,
-    "per_layer": False,
-    "vanishing_grad_norm": 1e-6,
-    "exploding_grad_norm": 100.0,
-    "dead_fraction": 0.5,
-    "plateau_window": 10,
-    "plateau_tolerance": 0.01,
-    "plateau_min_progress": 0.2,
-    "divergence_factor": 2.0,
-    "sample_predictions": 16,
-    "sample_predictions_every_s": 30.0,
-}
+DEFAULTS = HEALTH_DEFAULTS  # every key of trainer.health, and its default
 
 #: The activations whose dead units are counted (outputs exactly zero when inactive).
 RELUS = (nn.ReLU, nn.ReLU6)
@@ -84,20 +72,7 @@ class HealthMonitor:
         skips_nonfinite: bool = False,
         samples: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
-        given = dict(settings or {})
-        unknown = set(given) - set(DEFAULTS)
-        if unknown:
-            raise ConfigError(
-                f"trainer.health has no key(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}."
-            )
-        s = {**DEFAULTS, **given}
-        for key, default in DEFAULTS.items():  # the same type as the default, and not negative
-            value = s[key]
-            kind = bool if isinstance(default, bool) else (int, float)
-            if isinstance(value, bool) is not (kind is bool) or not isinstance(value, kind):
-                raise ConfigError(f"trainer.health.{key} must be like {default!r}, got {value!r}.")
-            if kind is not bool and value < 0:
-                raise ConfigError(f"trainer.health.{key} must not be negative, got {value!r}.")
+        s = checked_settings(settings)  # the defaults filled in; the same check as up front
         self.settings = s
         self.model = model
         self.logger = logger or NullLogger()

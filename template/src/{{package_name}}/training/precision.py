@@ -4,19 +4,15 @@ import contextlib
 
 import torch
 
-from .errors import ConfigError
+from .. import settings
 
-_DTYPES = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+# settings.PRECISIONS, in order: '32', 'bf16-mixed', '16-mixed'.
+_DTYPES = dict(zip(settings.PRECISIONS, (None, torch.bfloat16, torch.float16), strict=True))
 
 
 def check(precision: object) -> str:
     """The precision as a string of _DTYPES (``32`` given unquoted on the command line is fine)."""
-    name = str(precision)
-    if name not in _DTYPES:
-        raise ConfigError(
-            f"trainer.precision must be one of '32', 'bf16-mixed' or '16-mixed', got {name!r}."
-        )
-    return name
+    return settings.one_of(*settings.PRECISIONS)(precision, "trainer.precision")
 
 
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:

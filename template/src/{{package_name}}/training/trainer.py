@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from .. import settings
 from ..data.datasets import load_split, num_features
 from ..data.schemas import is_classification
 from ..tracking.base import Logger, NullLogger
@@ -188,11 +189,14 @@ def fit(
         if saved.get("scaler") and scaler.is_enabled():
             scaler.load_state_dict(saved["scaler"])
         state = TrainerState(**saved["trainer_state"])
+        if getattr(logger, "run_id", None):  # the run continued (or a new one: open_logger)
+            state.run_id = logger.run_id
         checkpoint.set_rng_state(saved["rng"][ctx.rank])
         log.info("resumed from %s at step %d (epoch %d)", path, state.global_step, state.epoch)
     else:
         _seed_everything(cfg.seed + ctx.rank)  # different dropout masks on different ranks
-    if ctx.is_main and state.global_step == 0:
+    # A new run (a resumed one too, when its own run is in another store: tracking/base.py).
+    if ctx.is_main and (state.global_step == 0 or getattr(logger, "resumed", True) is False):
         logger.log_params(_flatten(OmegaConf.to_container(cfg, resolve=True)))
 
     def snapshot() -> dict[str, Any]:
@@ -227,8 +231,7 @@ def fit(
     channels_last = bool(t.channels_last)
     check_every = _positive_int(t.check_val_every_n_epoch, "trainer.check_val_every_n_epoch")
     val_step = -1
-    if monitor.mode not in ("min", "max"):
-        raise ConfigError(f"trainer.early_stopping.mode must be min or max, got {monitor.mode!r}.")
+    settings.one_of("min", "max")(monitor.mode, "trainer.early_stopping.mode")
     sign = 1.0 if monitor.mode == "min" else -1.0
     window_loss = torch.zeros((), device=device)
     window_batches, window_start = 0, time.perf_counter()
@@ -560,34 +563,27 @@ def _nonfinite(step: int) -> NonFiniteLossError:
 
 
 def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}.")
-    return value
+    return settings.positive_int(value, name)
 
 
 def _limit(value: Any, total: int | None, name: str) -> Any:
     """A batch limit: None (all), an int (a count) or a float in (0, 1] (a fraction)."""
+    if total is None:  # no split size to take a fraction of
+        value = settings.integer(1, nullable=True)(value, name)
+    value = settings.batch_limit(value, name)
     if value is None:
         return total
-    if isinstance(value, float) and 0.0 < value <= 1.0:
-        if total is None:
-            raise ConfigError(f"{name} must be an integer count, got {value!r}.")
+    if isinstance(value, float):
         return max(1, int(value * total))
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return value if total is None else min(value, total)
-    raise ConfigError(f"{name} must be null, a count >= 1 or a fraction in (0, 1], got {value!r}.")
+    return value if total is None else min(value, total)
 
 
 def _val_every(value: Any, steps_per_epoch: int) -> tuple[str, int]:
     """``val_check_interval`` as ('steps', N) (global steps) or ('epoch', N) (into the epoch)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+    value = settings.val_check_interval(value, "trainer.val_check_interval")
+    if isinstance(value, int):
         return ("steps", value)
-    if isinstance(value, float) and 0.0 < value <= 1.0:
-        return ("epoch", max(1, round(value * steps_per_epoch)))
-    raise ConfigError(
-        "trainer.val_check_interval must be a number of steps (an int >= 1) or a fraction of an "
-        f"epoch (a float in (0, 1]), got {value!r}."
-    )
+    return ("epoch", max(1, round(value * steps_per_epoch)))
 
 
 def _due(every: tuple[str, int], global_step: int, step_in_epoch: int) -> bool:
