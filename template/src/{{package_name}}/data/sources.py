@@ -111,10 +111,11 @@ def read_csv(path: Path, read_options: dict) -> pd.DataFrame:
         header = str(frame.columns[0])
         for separator, written in _OTHER_SEPARATORS.items():
             if separator in header:
+                setting = "read_options: {sep: " + written + "}"
                 raise SourceError(
                     f"{path} has a single column ({header[:40]!r}...): it looks "
                     f"{written}-separated, not comma-separated. Name its separator in the data "
-                    f"config (read_options: {{sep: {written}}})."
+                    f"config ({setting})."
                 )
     return frame
 
