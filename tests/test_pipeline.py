@@ -115,7 +115,7 @@ def test_bad_raw_data_stops_dvc_repro_and_keeps_the_last_good_outputs(default_pr
     raw = pd.read_parquet(raw_path)
     raw.loc[0, "label"] = 99
     raw.to_parquet(raw_path, index=False)
-    with pytest.raises(pytest.fail.Exception, match="prepare failed") as failure:
+    with pytest.raises(pytest.fail.Exception, match="prepare: error:") as failure:
         run([DVC, "repro"], cwd=project, **env)
     assert "label" in str(failure.value) and "isin" in str(failure.value)
     assert "Running stage 'validate'" not in str(failure.value)

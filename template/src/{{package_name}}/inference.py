@@ -203,7 +203,7 @@ def input_rows(frame, data: DictConfig, table: str = "input"):
     """
     import numpy as np
 
-    from .data.checks import DataValidationError, format_failures, schema_failures
+    from .data.checks import DataValidationError, format_failures, range_failures, schema_failures
     from .data.schemas import schemas_for
 
     raw_schema, _, features = schemas_for(data.name)
@@ -216,6 +216,9 @@ def input_rows(frame, data: DictConfig, table: str = "input"):
     schema = raw_schema if with_target else _WithoutColumn(raw_schema, data.target)
     _align_dtypes(frame, schema.to_schema().get_dtypes(frame))
     failures = schema_failures(schema, frame, table, ["id", *features])
+    if not failures and data.get("pixel_range") is not None:  # images: the range prepare scaled
+        low, high = (float(v) for v in data.pixel_range)
+        failures = range_failures(frame, table, features, (low, high), "data.pixel_range")
     if failures:
         raise DataValidationError(
             f"the {table} rows do not fit the raw schema of {data.name!r} (data/schemas.py; the "

@@ -56,15 +56,55 @@ def schema_failures(
         schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
         cases = errors.failure_cases.astype({"column": str, "check": str})
+        wrong_dtype = set(cases.loc[cases["check"].str.startswith("dtype("), "column"])
         for (column, check), group in cases.groupby(["column", "check"], sort=False):
             rows = [int(i) for i in group["index"].dropna().unique()[:5]]
             values = [_plain(v) for v in group["failure_case"].unique()[:5]]
             if check == "column_in_schema":  # an unexpected column: name it
                 failures += [Failure(table, str(v), "column_in_schema", [v]) for v in values]
                 continue
+            if column in wrong_dtype and _check_raised(group):
+                continue  # a range check cannot compare text with numbers: the dtype row says it
             # A check on the whole table reports the schema's name as its column.
             column_name = "<table>" if column == schema.__name__ else column
             failures.append(Failure(table, column_name, check, values, rows, len(group)))
+    return failures
+
+
+def _check_raised(group: pd.DataFrame) -> bool:
+    """Whether pandera reports a check that raised (``TypeError(...)``) rather than failed rows."""
+    cases = group["failure_case"].astype(str)
+    return bool(group["index"].isna().all() and cases.str.match(r"^\w+(Error|Exception)\(").all())
+
+
+def range_failures(
+    frame: pd.DataFrame,
+    table: str,
+    columns: list[str],
+    value_range: tuple[float, float],
+    setting: str,
+) -> list[Failure]:
+    """Values of ``columns`` outside ``value_range``, the range a config ``setting`` gives.
+
+    For ranges that belong to a dataset's config rather than to its schema, such as the raw
+    pixel values of images (``data.pixel_range``: 0..16 for digits, 0..255 for 8-bit images).
+    """
+    low, high = value_range
+    failures = []
+    for column in columns:
+        values = frame[column]
+        outside = values[(values < low) | (values > high)]
+        if len(outside):
+            failures.append(
+                Failure(
+                    table,
+                    column,
+                    f"in_range({low:g}, {high:g}) ({setting})",
+                    [_plain(v) for v in outside.unique()[:5]],
+                    [int(i) for i in outside.index[:5]],
+                    len(outside),
+                )
+            )
     return failures
 
 
@@ -146,23 +186,29 @@ def drift_failures(
 def format_failures(failures: list[Failure]) -> str:
     """A plain-text table a person can read in a terminal or a CI log."""
     header = ("table", "column", "check", "failing values", "rows", "count")
+    # Names (table, column, check) are shown whole, whatever their length: a cut check name
+    # hides which check broke. Only the examples of failing values and rows are shortened.
     lines = [
         (
             f.table,
             f.column,
             f.check,
-            ", ".join(map(str, f.failing_values)),
-            ", ".join(map(str, f.rows)),
+            _shorten(", ".join(map(str, f.failing_values))),
+            _shorten(", ".join(map(str, f.rows))),
             str(f.count),
         )
         for f in failures
     ]
-    widths = [min(60, max(len(r[i]) for r in [header, *lines])) for i in range(len(header))]
+    widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
 
     def render(row: tuple[str, ...]) -> str:
-        return "  ".join(cell[:60].ljust(width) for cell, width in zip(row, widths, strict=True))
+        return "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
 
     return "\n".join([render(header), render(tuple("-" * w for w in widths)), *map(render, lines)])
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def write_report(path: Path, failures: list[Failure], checked: dict) -> None:

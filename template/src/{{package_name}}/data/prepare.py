@@ -4,16 +4,18 @@
 
 1. The raw table is fetched from its source (``sources.py``), checked against its raw schema and
    written to ``data/raw/<name>.parquet`` once: raw data is immutable, so an existing file is
-   read, never rewritten. Delete it to fetch again.
+   read, never rewritten. Delete it to fetch again. The file records the ``data.source`` it
+   came from, and prepare refuses to go on when the config now names another source.
 2. The rows are split into train, val and test with a fixed seed (stratified by label for
-   classification), and transformed: pixels scaled to [0, 1]; tabular features standardised
-   with the training split's mean and standard deviation (saved in ``stats.json``, so that
-   prediction can apply the same transform).
+   classification), and transformed: pixels scaled from ``data.pixel_range`` to [0, 1];
+   tabular features standardised with the training split's mean and standard deviation (saved
+   in ``stats.json``, so that prediction can apply the same transform).
 3. The splits are written to ``data/processed/`` as Parquet, all or nothing: they are built in a
    temporary folder that replaces the old one only when complete.
 """
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,31 +23,86 @@ from pathlib import Path
 import hydra
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
+import pyarrow as pa
+import pyarrow.parquet as pq
+from omegaconf import DictConfig, OmegaConf
 
 from ..config import CONFIG_DIR
-from .checks import DataValidationError, format_failures, schema_failures
+from ..training.errors import ConfigError, fail
+from .checks import DataValidationError, format_failures, range_failures, schema_failures
 from .schemas import SPLITS, is_classification, schemas_for
 from .sources import load_source
+
+# The key under which data/raw/<name>.parquet records the data.source it was fetched from.
+SOURCE_KEY = b"data.source"
+
+
+def recorded_source(path: Path) -> str | None:
+    """The ``data.source`` a raw file was fetched from (None: written before it was recorded)."""
+    value = (pq.read_schema(path).metadata or {}).get(SOURCE_KEY)
+    return value.decode() if value is not None else None
+
+
+def _normalised(source: str) -> str:
+    # `data/x.csv` and `./data/x.csv` name the same file; relative paths stay relative, so a
+    # clone of the project elsewhere still matches.
+    return source if source == "bundled" else os.path.normpath(source)
+
+
+def write_raw(frame: pd.DataFrame, path: Path, source: str) -> None:
+    """Write the raw table with its source in the Parquet metadata, all or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    metadata = {**(table.schema.metadata or {}), SOURCE_KEY: _normalised(source).encode()}
+    partial = path.with_suffix(".parquet.tmp")
+    pq.write_table(table.replace_schema_metadata(metadata), partial)
+    partial.replace(path)
+
+
+def pixel_range(data: DictConfig) -> tuple[float, float]:
+    """``data.pixel_range``: the values a raw pixel can take, e.g. [0, 16] or [0, 255]."""
+    value = data.get("pixel_range")
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        low, high = 0.0, 0.0
+    if not low < high:
+        raise ConfigError(
+            f"data.pixel_range must be [lowest, highest] raw pixel value, e.g. [0, 255] for "
+            f"8-bit images, got {value!r}: set it in the data config."
+        )
+    return low, high
 
 
 def load_raw(data: DictConfig, raw_dir: Path) -> pd.DataFrame:
     """The raw table: read from data/raw if it is there, else fetched, checked and written."""
     raw_schema, _, features = schemas_for(data.name)
     path = raw_dir / f"{data.name}.parquet"
-    frame = pd.read_parquet(path) if path.exists() else load_source(data.source, data.name)
+    if path.exists():
+        fetched_from = recorded_source(path)
+        if fetched_from is not None and fetched_from != _normalised(data.source):
+            raise DataValidationError(
+                f"{path} was fetched from data.source={fetched_from!r}, but data.source is now "
+                f"{data.source!r}. Raw data is written once and never replaced, so the new source "
+                f"was not read: delete {path} and prepare again to take it, or set data.source "
+                f"back to {fetched_from!r}."
+            )
+        frame = pd.read_parquet(path)
+    else:
+        read_options = OmegaConf.to_container(data.get("read_options") or OmegaConf.create({}))
+        frame = load_source(data.source, data.name, read_options)
     columns = ["id", *features, data.target]
-    failures = schema_failures(raw_schema, frame, f"raw/{data.name}", columns)
+    table = f"raw/{data.name}"
+    failures = schema_failures(raw_schema, frame, table, columns)
+    if data.task == "image_classification" and not failures:
+        failures = range_failures(frame, table, features, pixel_range(data), "data.pixel_range")
     if failures:
         raise DataValidationError(
-            f"The raw data of {data.name!r} breaks its schema (data/schemas.py), so nothing was "
-            f"written:\n{format_failures(failures)}"
+            f"The raw data of {data.name!r} (data.source={data.source!r}) breaks its schema "
+            f"(data/schemas.py), so nothing was written:\n{format_failures(failures)}"
         )
     if not path.exists():
-        raw_dir.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".parquet.tmp")
-        frame.to_parquet(partial, index=False)
-        partial.replace(path)
+        write_raw(frame, path, data.source)
     return frame
 
 
@@ -54,9 +111,9 @@ def split(frame: pd.DataFrame, data: DictConfig) -> dict[str, pd.DataFrame]:
     from sklearn.model_selection import train_test_split  # only prepare needs scikit-learn
 
     if not 0 < data.val_fraction < 1 or not 0 < data.test_fraction < 1:
-        raise ValueError("data.val_fraction and data.test_fraction must be between 0 and 1")
+        raise ConfigError("data.val_fraction and data.test_fraction must be between 0 and 1")
     if data.val_fraction + data.test_fraction >= 1:
-        raise ValueError("data.val_fraction + data.test_fraction must leave rows for training")
+        raise ConfigError("data.val_fraction + data.test_fraction must leave rows for training")
     stratify = is_classification(data)
     rest, test = train_test_split(
         frame,
@@ -81,8 +138,10 @@ def transform(
 ) -> tuple[dict[str, pd.DataFrame], dict]:
     """Scale the features with statistics of the training split only (no leakage)."""
     if data.task == "image_classification":
-        offset = np.zeros(len(features))
-        scale = np.full(len(features), 16.0)  # digits' pixels range over 0..16
+        # Pixels are scaled from the dataset's own range (data.pixel_range) to [0, 1].
+        low, high = pixel_range(data)
+        offset = np.full(len(features), low)
+        scale = np.full(len(features), high - low)
     else:
         train = splits["train"][features].to_numpy(dtype=np.float64)
         offset = train.mean(axis=0)
@@ -132,8 +191,11 @@ def prepare(cfg: DictConfig) -> dict[str, pd.DataFrame]:
 def main(cfg: DictConfig) -> None:
     try:
         processed = prepare(cfg)
+    except ConfigError as error:
+        fail("prepare", str(error), error.exit_code)
     except (DataValidationError, ValueError, FileNotFoundError) as error:
-        raise SystemExit(f"prepare failed: {error}") from None
+        # A source that cannot be read (SourceError), data that breaks its schema, a missing file.
+        fail("prepare", str(error), 5)
     sizes = ", ".join(f"{name} {len(frame)}" for name, frame in processed.items())
     print(f"prepared {cfg.data.name}: {sizes} rows in {cfg.paths.processed_dir}/")
 

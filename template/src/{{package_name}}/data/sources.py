@@ -52,8 +52,12 @@ BUNDLED: dict[str, Callable[[], pd.DataFrame]] = {
 }
 
 
-def load_source(source: str, name: str) -> pd.DataFrame:
-    """The raw table for dataset ``name``: bundled, or read from the file ``source``."""
+def load_source(source: str, name: str, read_options: dict | None = None) -> pd.DataFrame:
+    """The raw table for dataset ``name``: bundled, or read from the file ``source``.
+
+    ``read_options`` (``data.read_options``) are keyword arguments of ``pandas.read_csv``: a
+    file's separator, encoding or decimal mark.
+    """
     if source == "bundled":
         if name not in BUNDLED:
             raise ValueError(
@@ -66,11 +70,60 @@ def load_source(source: str, name: str) -> pd.DataFrame:
         if not path.is_file():
             raise FileNotFoundError(f"data.source={source!r} is not a file")
         if path.suffix == ".parquet":
-            frame = pd.read_parquet(path)
+            frame = read_parquet(path)
         elif path.suffix == ".csv":
-            frame = pd.read_csv(path)
+            frame = read_csv(path, read_options or {})
         else:
             raise ValueError(f"data.source={source!r}: expected a .csv or .parquet file")
     if "id" not in frame.columns:
         frame.insert(0, "id", np.arange(len(frame), dtype=np.int64))
     return frame
+
+
+class SourceError(ValueError):
+    """A source file that cannot be read as a table; the message names the file and the fix."""
+
+
+# Separators people use instead of commas, as YAML writes them.
+_OTHER_SEPARATORS = {";": "';'", "\t": '"\\t"', "|": "'|'"}
+
+
+def read_csv(path: Path, read_options: dict) -> pd.DataFrame:
+    """A CSV file as a DataFrame, or a SourceError that says what is wrong with the file."""
+    options = dict(read_options)
+    try:
+        frame = pd.read_csv(path, **options)
+    except pd.errors.EmptyDataError:
+        raise SourceError(
+            f"{path} is empty: a CSV source needs a header line of column names, then one line "
+            "per row."
+        ) from None
+    except UnicodeDecodeError as error:
+        raise SourceError(
+            f"{path} is not {options.get('encoding', 'UTF-8')} text ({error.reason} at byte "
+            f"{error.start}): save it as UTF-8, or name its encoding in the data config "
+            "(read_options: {encoding: latin-1})."
+        ) from None
+    except (pd.errors.ParserError, ValueError, TypeError) as error:
+        reason = " ".join(str(error).split())
+        raise SourceError(f"{path} cannot be read as a CSV file: {reason}") from None
+    if len(frame.columns) == 1 and "sep" not in options:
+        header = str(frame.columns[0])
+        for separator, written in _OTHER_SEPARATORS.items():
+            if separator in header:
+                setting = "read_options: {sep: " + written + "}"
+                raise SourceError(
+                    f"{path} has a single column ({header[:40]!r}...): it looks "
+                    f"{written}-separated, not comma-separated. Name its separator in the data "
+                    f"config ({setting})."
+                )
+    return frame
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    """A Parquet file as a DataFrame, or a SourceError naming the file."""
+    try:
+        return pd.read_parquet(path)
+    except Exception as error:  # pyarrow raises several types for a file that is not Parquet
+        reason = " ".join(str(error).split())
+        raise SourceError(f"{path} cannot be read as a Parquet file: {reason}") from None

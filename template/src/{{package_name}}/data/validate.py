@@ -5,8 +5,8 @@
 Checks every split against its processed schema (dtypes, ranges, allowed labels, nulls, unique
 ids, the shape of image rows, finite values), that no id is in two splits, and that val and
 test are not drifted from train (``data.drift``). Every failure is reported at once, as a table
-on the terminal and in ``reports/validation.json``; any failure exits non-zero, so neither DVC
-nor the Makefile goes on to training. The data itself is never modified.
+on the terminal and in ``reports/validation.json``; any failure exits 5 (bad data), so neither
+DVC nor the Makefile goes on to training. The data itself is never modified.
 """
 
 from pathlib import Path
@@ -16,6 +16,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import CONFIG_DIR
+from ..training.errors import fail
 from .checks import (
     Failure,
     drift_failures,
@@ -74,10 +75,12 @@ def main(cfg: DictConfig) -> None:
     report = Path(cfg.paths.reports_dir) / "validation.json"
     write_report(report, failures, {"dataset": cfg.data.name, "splits": list(SPLITS)})
     if failures:
-        raise SystemExit(
+        fail(
+            "validate",
             f"validation failed: {len(failures)} check(s) broke for {cfg.data.name!r} in "
             f"{cfg.paths.processed_dir}/ (report: {report}). Training stops here; fix the data "
-            f"or its source and run prepare again.\n{format_failures(failures)}"
+            f"or its source and run prepare again.\n{format_failures(failures)}",
+            5,  # bad data, as for every command (train.py's docstring lists the codes)
         )
     print(f"validation passed: {cfg.data.name} ({', '.join(SPLITS)}); report: {report}")
 

@@ -109,6 +109,35 @@ def roc_pr(y_true: np.ndarray, p_positive: np.ndarray, threshold: float, path: P
     return _save(fig, path)
 
 
+def roc_pr_one_vs_rest(
+    y_true: np.ndarray, probs: np.ndarray, path: Path, class_names: Sequence[str]
+) -> Path:
+    """ROC and precision-recall curves of each class against the rest (more than two classes)."""
+    fig = Figure(figsize=(10, 4.5))
+    roc_ax, pr_ax = fig.subplots(1, 2)
+    y_true = np.asarray(y_true)
+    for k, name in enumerate(class_names):
+        positive = y_true == k
+        if positive.all() or not positive.any():
+            continue  # a class absent from the test split (or alone in it) has no curve
+        fpr, tpr, _ = roc_curve(positive, probs[:, k])
+        roc_ax.plot(fpr, tpr, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
+        precision, recall, _ = precision_recall_curve(positive, probs[:, k])
+        pr_ax.plot(recall, precision, label=str(name))
+    roc_ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
+    roc_ax.set(xlabel="false positive rate", ylabel="true positive rate")
+    roc_ax.set_title("ROC, each class against the rest (test)")
+    pr_ax.set(xlabel="recall", ylabel="precision")
+    pr_ax.set_title("Precision-recall, each class against the rest (test)")
+    # Many classes (ten digits): a smaller legend beside the curves, not over them.
+    size = "small" if len(class_names) > 5 else None
+    roc_ax.legend(loc="lower right", fontsize=size)
+    pr_ax.legend(loc="lower left", fontsize=size)
+    for ax in (roc_ax, pr_ax):
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def residuals(y_true: np.ndarray, y_pred: np.ndarray, path: Path) -> Path:
     y_true, y_pred = np.ravel(y_true), np.ravel(y_pred)
     fig = Figure(figsize=(10, 4.5))

@@ -53,12 +53,18 @@ def _charts(results, folder, test, class_names) -> dict[str, Path]:
         charts["confidence"] = plots.confidence_curve(
             results["confidence"]["curve"], folder / "confidence.png", found[0] if found else None
         )
+        # Drawn for any number of classes (one curve per class beyond two), so that the files a
+        # pipeline declares (dvc.yaml) are there whatever the data.
         if "threshold" in results:
             charts["roc_pr"] = plots.roc_pr(
                 test.y,
                 results["test_p_positive"],
                 results["threshold"]["value"],
                 folder / "roc_pr.png",
+            )
+        else:
+            charts["roc_pr"] = plots.roc_pr_one_vs_rest(
+                test.y, results["test_probs"], folder / "roc_pr.png", names
             )
     else:
         charts["residuals"] = plots.residuals(test.y, test.output, folder / "residuals.png")

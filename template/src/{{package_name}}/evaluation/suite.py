@@ -123,6 +123,7 @@ def _classification(settings, val, test, y_train, seed, others) -> dict[str, Any
             {"train": y_train, "val": val.y, "test": test.y}, num_classes
         ),
         "confusion": metrics.confusion_matrix(test.y, test_probs),
+        "test_probs": test_probs,  # for the ROC and precision-recall curves
         "reliability": {"model": calibration.reliability_bins(test.y, test_probs, n_bins)},
     }
 

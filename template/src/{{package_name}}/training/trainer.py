@@ -157,6 +157,8 @@ def fit(
 
     # ---- model, optimizer, scheduler, gradient scaler ---------------------------------------
     model = build_model(cfg).to(device)
+    if overfit:
+        without_dropout(model)  # learning one batch by heart: dropout would only blur it
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if t.compile:
@@ -481,6 +483,22 @@ def build_model(cfg: DictConfig) -> nn.Module:
     if "in_channels" in params and params.in_channels is None:
         from_data["in_channels"] = cfg.data.image_shape[0]
     return _instantiate(params, "model", **from_data)
+
+
+_DROPOUT = (
+    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout
+)  # fmt: skip
+
+
+def without_dropout(model: nn.Module) -> nn.Module:
+    """Turn every dropout layer of ``model`` off (p = 0), whatever the model names its setting.
+
+    Dropout written as a function call in ``forward`` (``F.dropout``) is the model's own affair.
+    """
+    for module in model.modules():
+        if isinstance(module, _DROPOUT):
+            module.p = 0.0
+    return model
 
 
 def _instantiate(node: DictConfig, group: str, **kwargs: Any) -> Any:

@@ -1,0 +1,72 @@
+"""The how-to pages' commands, run as written on a rendered project."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import run
+from .matrix import package_name
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+# docs/how-to/add-model.md leaves the network's body to the reader (`...`); a filled-in version
+# of its TinyResNet, with no dropout argument (as many models of one's own have none).
+TINY_RESNET = """
+import torch
+from torch import nn
+
+
+class TinyResNet(nn.Module):
+    def __init__(self, num_classes: int, in_channels: int, width: int = 32) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(in_channels, width, kernel_size=3, padding=1)
+        self.block = nn.Sequential(
+            nn.Conv2d(width, width, kernel_size=3, padding=1), nn.ReLU(), nn.Dropout(0.3)
+        )
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes)
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(images))
+        return self.head(x + self.block(x))
+"""
+
+
+def code_blocks(page: Path, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+
+
+@pytest.mark.slow
+def test_add_model_commands_work_on_the_pages_own_example_model(default_project, tmp_path):
+    page = DOCS / "how-to" / "add-model.md"
+    pkg = package_name(default_project.answers)
+    project = tmp_path / "project"
+    shutil.copytree(default_project.path, project)
+    models = project / "src" / pkg / "models"
+    (models / "resnet.py").write_text(TINY_RESNET.lstrip(), encoding="utf-8")
+    with (models / "__init__.py").open("a", encoding="utf-8") as init:
+        init.write("from .resnet import TinyResNet  # noqa: E402\n")
+    [config] = [b for b in code_blocks(page, "yaml") if "configs/model/resnet.yaml" in b]
+    (project / "configs" / "model" / "resnet.yaml").write_text(
+        config.replace("my_dl_project", pkg), encoding="utf-8"
+    )
+    commands = [
+        line.split("#")[0].split()
+        for block in code_blocks(page, "bash")
+        for line in block.splitlines()
+        if "debug=" in line
+    ]
+    assert [c[-1] for c in commands] == ["debug=fast_dev_run", "debug=overfit_batches"]
+    env = {"PYTHONPATH": str(project / "src")}
+    run([sys.executable, "-m", f"{pkg}.data.prepare"], cwd=project, **env)
+    for command in commands:
+        assert command[:3] == ["python", "-m", "<package>.train"]
+        # As documented, shortened (a few epochs) and kept out of the tracking store.
+        short = ["logger=none", "trainer.max_epochs=3", f"hydra.run.dir={tmp_path}/run"]
+        run([sys.executable, "-m", f"{pkg}.train", *command[3:], *short], cwd=project, **env)
