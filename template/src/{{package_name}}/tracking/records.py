@@ -29,6 +29,8 @@ def record_data(logger: Logger, cfg: DictConfig) -> dict[str, str]:
             source=str(processed / f"{split}.parquet"),
             context="training" if split == "train" else split,
         )
+        if getattr(logger, "resumed", False):
+            continue  # it keeps its first snapshot (MLflow appends to a table: rows would double)
         for name, table in snapshot(frame).items():
             logger.log_table(table, f"data/{split}_{name}.json")
     logger.set_tags({"data.md5": version["md5"], "data.version_source": version["source"]})
