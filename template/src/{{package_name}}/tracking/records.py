@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from ..data.schemas import SPLITS
 from ..data.version import data_version
-from .base import Logger
+from .base import Logger, NullLogger
 
 
 def record_data(logger: Logger, cfg: DictConfig) -> dict[str, str]:
@@ -62,10 +62,8 @@ def record_curves(logger: Logger, output_dir: Path) -> Path | None:
     return path
 
 
-def record_outputs(
-    logger: Logger, output_dir: Path, model: torch.nn.Module, input_example: Any
-) -> None:
-    """metrics.json, the best and last checkpoints, and the model (with the best weights)."""
+def record_outputs(logger: Logger, output_dir: Path, cfg: DictConfig) -> None:
+    """metrics.json, the best and last checkpoints, and the model with the best weights."""
     metrics = output_dir / "metrics.json"
     if metrics.is_file():
         logger.log_artifact(metrics)
@@ -75,7 +73,23 @@ def record_outputs(
             if (checkpoints / name).is_file():
                 logger.log_artifact(checkpoints / name, "checkpoints")
     best = checkpoints / "best.pt"
-    if best.is_file():
-        state = torch.load(best, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        logger.log_model(model.eval(), input_example)
+    wanted = not isinstance(logger, NullLogger) and getattr(logger, "log_model_enabled", True)
+    if best.is_file() and wanted:
+        logger.log_model(*served_model(best, cfg))
+
+
+def served_model(ckpt: Path, cfg: DictConfig) -> tuple[torch.nn.Module, Any]:
+    """The checkpoint's model as ``predict`` and ``export`` serve it, and an input example.
+
+    ``inference.predictor``: raw rows in (the checkpoint's feature scaling and, for images, the
+    reshape are inside), probabilities or values in the target's units out. The example is two
+    rows of the test split in raw units, float32 ``(2, features)``.
+    """
+    from ..data.datasets import load_split
+    from ..inference import load_checkpoint, predictor
+
+    state, path = load_checkpoint(ckpt)
+    model, _ = predictor(state, path, cfg, "cpu")
+    processed = load_split(cfg.data, cfg.paths.processed_dir, "test").tensors[0][:2]
+    rows = processed.reshape(len(processed), -1).double() * model.scale + model.offset
+    return model, rows.float().numpy()
