@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from ..data.schemas import SPLITS
 from ..data.version import data_version
-from .base import Logger, NullLogger
+from .base import Logger
 
 
 def record_data(logger: Logger, cfg: DictConfig) -> dict[str, str]:
@@ -73,8 +73,7 @@ def record_outputs(logger: Logger, output_dir: Path, cfg: DictConfig) -> None:
             if (checkpoints / name).is_file():
                 logger.log_artifact(checkpoints / name, "checkpoints")
     best = checkpoints / "best.pt"
-    wanted = not isinstance(logger, NullLogger) and getattr(logger, "log_model_enabled", True)
-    if best.is_file() and wanted:
+    if best.is_file() and getattr(logger, "log_model_enabled", True):
         logger.log_model(*served_model(best, cfg))
 
 
