@@ -72,12 +72,15 @@ class JobLog(Callback):
         self._log = path.open("a", encoding="utf-8")
         for name in ("stdout", "stderr"):
             stream = getattr(sys, name)
+            while isinstance(stream, Tee):  # left by a job of this process that ended by exiting
+                stream = stream.console
             self._saved.append((name, stream))
             setattr(sys, name, Tee(stream, self._log))
 
     def on_job_end(self, config: DictConfig, **kwargs: Any) -> None:
         # A job that exits with SystemExit (an error message, an exit code) skips this: the
-        # process ends there, and the file was flushed line by line.
+        # process ends there, and the file was flushed line by line (a later job in the same
+        # process, a test's, unwraps the streams it left).
         for name, stream in reversed(self._saved):
             tee = getattr(sys, name)
             if isinstance(tee, Tee):
