@@ -190,6 +190,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
     files |= {
         f"{pkg}/tracking/run_info.py",
         f"{pkg}/tracking/records.py",
+        f"{pkg}/tracking/job_log.py",
         "tests/test_tracking.py",
         "tests/test_records.py",
     }

@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from .config import check_settings, entry_point
-from .inference import load_checkpoint, model_outputs, restore_model
+from .inference import feature_scale, load_checkpoint, model_outputs, restore_model
 from .training.errors import fail
 
 
@@ -62,7 +62,7 @@ def evaluate(
 
     from .data.datasets import load_split
     from .data.schemas import is_classification, schemas_for
-    from .evaluation import distributions, importance, report, suite
+    from .evaluation import distributions, importance, report, slices, suite
     from .training.errors import ConfigError
 
     state, path = loaded or load_checkpoint(cfg.ckpt_path)
@@ -81,11 +81,13 @@ def evaluate(
     def predict(inputs: np.ndarray) -> np.ndarray:
         return model_outputs(model, inputs, device, scale)
 
+    # Slices and behavioural tests speak in raw units: the scaling the model was trained with.
+    scaling = feature_scale(state, path, processed, schemas_for(trained.data.name)[2])
     splits = {}
     for name in ("val", "test"):
         dataset = load_split(trained.data, processed, name)
         x, y = dataset.tensors[0].numpy(), dataset.tensors[1].numpy()
-        frame = pd.read_parquet(processed / f"{name}.parquet")
+        frame = slices.in_raw_units(pd.read_parquet(processed / f"{name}.parquet"), scaling)
         splits[name] = suite.Split(
             x=x, y=y if classification else y.ravel(), output=predict(x), frame=frame
         )
@@ -111,6 +113,7 @@ def evaluate(
             seed=int(cfg.seed),
             others=others,
             seed_groups=seed_groups,
+            scaling=scaling,
         )
     except (KeyError, ValueError) as error:
         # A slice column, a feature or a setting the data or the suite does not know.

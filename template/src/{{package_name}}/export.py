@@ -1,7 +1,8 @@
 """Export for serving: ``python -m <package>.export ckpt_path=... [output=model.pt2]``.
 
-Saves the checkpoint's model, wrapped with the input scaling of ``paths.processed_dir/stats.json``
-and its output transform (``models/predictor.py``), as a ``torch.export`` program with a dynamic
+Saves the checkpoint's model, wrapped with the input scaling it was trained with (the checkpoint's
+``feature_scale``; ``paths.processed_dir/stats.json`` for checkpoints from before it) and its
+output transform (``models/predictor.py``), as a ``torch.export`` program with a dynamic
 batch dimension: float32 raw rows ``(n, features)`` in; probabilities ``(n, classes)`` or values in
 the target's units ``(n,)`` out. Load it with ``torch.export.load(path).module()``; the file's
 ``predictor.json`` describes the input and output (``inference.load_exported`` reads both).

@@ -279,23 +279,34 @@ def load_stats(processed_dir: str | Path, features: list[str]) -> dict[str, list
     return stats
 
 
-def predictor(state: dict[str, Any], path: Path, cfg: DictConfig, accelerator: str = "cpu"):
-    """The checkpoint's model taking raw rows (``models.predictor.Predictor``), and its device."""
-    from .data.schemas import is_classification, schemas_for
-    from .models.predictor import Predictor
+def feature_scale(
+    state: dict[str, Any], path: Path, processed_dir: str | Path, features: list[str]
+) -> dict[str, list[float]]:
+    """``offset`` and ``scale`` the model's inputs were scaled with: ``raw = x * scale + offset``.
 
-    trained = trained_config(state, path, cfg)
-    features = schemas_for(trained.data.name)[2]
-    stats = state.get("feature_scale")  # the scaling the model was trained with
-    if stats is None:  # a checkpoint from before the trainer kept it: today's stats.json
-        stats = load_stats(cfg.paths.processed_dir, features)
-    elif stats.get("features") != list(features):
+    The checkpoint's ``feature_scale``; a checkpoint from before the trainer kept it falls back
+    on today's ``stats.json``.
+    """
+    stats = state.get("feature_scale")
+    if stats is None:
+        return load_stats(processed_dir, features)
+    if stats.get("features") != list(features):
         from .training.errors import CheckpointError
 
         raise CheckpointError(
             f"{path} was trained on the features {stats.get('features')}, not those of the "
             f"schema ({features})."
         )
+    return stats
+
+
+def predictor(state: dict[str, Any], path: Path, cfg: DictConfig, accelerator: str = "cpu"):
+    """The checkpoint's model taking raw rows (``models.predictor.Predictor``), and its device."""
+    from .data.schemas import is_classification, schemas_for
+    from .models.predictor import Predictor
+
+    trained = trained_config(state, path, cfg)
+    stats = feature_scale(state, path, cfg.paths.processed_dir, schemas_for(trained.data.name)[2])
     model, device = restore_model(state, path, accelerator)
     target_scale = None if is_classification(trained.data) else state.get("target_scale")
     if not is_classification(trained.data) and not target_scale:

@@ -1,9 +1,10 @@
 """Batch inference: ``python -m <package>.predict ckpt_path=... input=... output=...``.
 
 Reads raw rows (Parquet or CSV with the source's columns; for images also a ``.npy`` array of
-raw pixels), checks them against the raw schema, scales them as ``prepare`` did (with
-``paths.processed_dir/stats.json``) and writes ``id``, ``prediction`` and, for classification,
-``prob_<class>`` per class to ``output`` (Parquet or CSV, by suffix). See ``inference.py``.
+raw pixels), checks them against the raw schema, scales them as ``prepare`` did (with the
+checkpoint's ``feature_scale``; ``paths.processed_dir/stats.json`` for checkpoints from before it)
+and writes ``id``, ``prediction`` and, for classification, ``prob_<class>`` per class to
+``output`` (Parquet or CSV, by suffix). See ``inference.py``.
 
 Exit codes: 0 success; 2 bad config (a checkpoint of another dataset or task included);
 3 missing or unusable checkpoint; 5 missing or invalid input or data.

@@ -121,17 +121,14 @@ def open_run(cfg: DictConfig, output_dir: Path):
 
 
 def record_outputs(cfg: DictConfig, output_dir: Path, logger) -> None:
-    """After training: metrics.json, checkpoints, the model (best weights) and the training
-    curves (curves.png, also written with logger=none) to the tracker."""
-    from .data.datasets import load_split
+    """After training: metrics.json, checkpoints, the model (best weights, taking raw rows) and
+    the training curves (curves.png, also written with logger=none) to the tracker."""
     from .tracking.records import record_curves
     from .tracking.records import record_outputs as record
-    from .training.trainer import build_model
 
     if not cfg.trainer.fast_dev_run:  # one step has no curve (and matplotlib costs a second)
         record_curves(logger, output_dir)
-    example = load_split(cfg.data, cfg.paths.processed_dir, "test").tensors[0][:2].numpy()
-    record(logger, output_dir, build_model(cfg), example)
+    record(logger, output_dir, cfg)
 
 
 if __name__ == "__main__":

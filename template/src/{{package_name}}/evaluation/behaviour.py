@@ -12,6 +12,10 @@ mapping with a ``kind``:
 
 ``predict`` maps such rows to logits ``(n, classes)`` (probabilities work too, but saturate)
 or values ``(n,)``.
+
+Results say what changed in the features' raw units (``describe``: ``bmi +4.45``), given the
+scaling ``prepare`` applied (``raw = x * scale + offset``), and what ``before`` and ``after``
+are (``output``: the predicted value in the target's units, a log-odds, a class).
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -55,6 +59,46 @@ def _columns(features: Sequence[str] | str | None, names: Sequence[str]) -> list
     return [list(names).index(f) for f in wanted]
 
 
+def describe(
+    spec: Mapping[str, Any], names: Sequence[str], scaling: Mapping[str, Any] | None = None
+) -> str:
+    """A transform in words, amounts in the features' raw units when ``scaling`` is known.
+
+    ``scaling`` holds ``offset`` and ``scale`` per feature (the checkpoint's ``feature_scale``):
+    a shift by 1.0 is one ``scale`` (for tables, one standard deviation of the training split).
+    Without it, amounts are in the processed units.
+    """
+    kind = spec["kind"]
+    columns = _columns(spec.get("features"), names)
+    scale = np.asarray(scaling["scale"] if scaling else np.ones(len(names)), dtype=np.float64)
+    offset = np.asarray(scaling["offset"] if scaling else np.zeros(len(names)), dtype=np.float64)
+    units = "raw units" if scaling else "processed units"
+
+    def amounts(values: np.ndarray, sign: str = "") -> str:
+        """Per feature for up to three, else one number for all, or their range."""
+        values = values[columns]
+        if len(columns) <= 3:
+            return ", ".join(
+                f"{names[i]} {v:{sign}.3g}" for i, v in zip(columns, values, strict=True)
+            )
+        every = f"all {len(columns)} features"
+        if np.allclose(values, values[0]):
+            return f"{every} {values[0]:{sign}.3g}"
+        return f"{every} {values.min():{sign}.3g} to {values.max():{sign}.3g}"
+
+    if kind == "shift":
+        return f"{amounts(float(spec['by']) * scale, '+')} ({units})"
+    if kind == "noise":
+        sd = amounts(float(spec["level"]) * scale)
+        return f"Gaussian noise, standard deviation: {sd} ({units})"
+    if kind == "scale":
+        return f"x{float(spec['by']):g} around the training offset: {amounts(offset)} ({units})"
+    if kind == "dropout":
+        level = float(spec["level"])
+        return f"{level:.0%} of the values set to the training offset: {amounts(offset)} ({units})"
+    raise ValueError(f"unknown transform kind {kind!r}: use noise, dropout, shift or scale")
+
+
 def _score(y_true: np.ndarray, output: np.ndarray) -> float:
     """Accuracy for class scores, mean absolute error for values: the curves' y axis."""
     if output.ndim == 2:
@@ -89,6 +133,7 @@ def invariance_test(
     names: Sequence[str],
     seed: int,
     max_examples: int = 5,
+    scaling: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A transform that must not change the prediction.
 
@@ -100,9 +145,12 @@ def invariance_test(
     if before.ndim == 2:
         before, after = before.argmax(axis=1), after.argmax(axis=1)
         failed = before != after
+        output = "the predicted class"
     else:
         failed = np.abs(after - before) > float(spec.get("tolerance", 0.0))
-    return _result(spec, failed, ids, before, after, max_examples)
+        output = "the predicted value, in the target's units"
+    change = describe(spec["transform"], names, scaling)
+    return _result(spec, failed, ids, before, after, max_examples, change, output)
 
 
 def directional_test(
@@ -113,6 +161,7 @@ def directional_test(
     names: Sequence[str],
     seed: int,
     max_examples: int = 5,
+    scaling: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A transform that must move the output one way: ``expect: increase`` or ``decrease``.
 
@@ -128,13 +177,17 @@ def directional_test(
     changed = predict(transform(x, spec["transform"], names, np.random.default_rng(seed)))
     if original.ndim == 1:
         before, after = original, changed
+        output = "the predicted value, in the target's units"
     else:
         target = spec.get("target_class", 1)
         k = original.argmax(axis=1) if target == "predicted" else np.full(len(x), int(target))
         before, after = _log_odds(original, k), _log_odds(changed, k)
+        which = "the predicted class" if target == "predicted" else f"class {target}"
+        output = f"the log-odds of {which}"
     delta = after - before if expect == "increase" else before - after
     failed = ~(delta > float(spec.get("min_change", 0.0)))
-    return _result(spec, failed, ids, before, after, max_examples)
+    change = describe(spec["transform"], names, scaling)
+    return _result(spec, failed, ids, before, after, max_examples, change, output)
 
 
 def _log_odds(scores: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -146,10 +199,12 @@ def _log_odds(scores: np.ndarray, k: np.ndarray) -> np.ndarray:
     return log_p[rows, k] - logsumexp(others, axis=1)
 
 
-def _result(spec, failed, ids, before, after, max_examples) -> dict[str, Any]:
+def _result(spec, failed, ids, before, after, max_examples, change, output) -> dict[str, Any]:
     where = np.flatnonzero(failed)[:max_examples]
     return {
         "name": spec["name"],
+        "change": change,
+        "output": output,
         "failure_rate": float(np.mean(failed)) if len(failed) else 0.0,
         "failures": int(np.sum(failed)),
         "rows": len(failed),

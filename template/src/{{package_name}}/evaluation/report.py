@@ -347,7 +347,14 @@ def _behaviour(b, charts) -> list[str]:
     lines = []
     if b["perturbations"]:
         metric = "accuracy" if "accuracy" in b["perturbations"][0] else "mae"
-        lines += ["### Robustness", "", f"Test {metric} as the inputs are perturbed more.", ""]
+        lines += [
+            "### Robustness",
+            "",
+            f"Test {metric} as the inputs are perturbed more. Levels are in the processed units: "
+            "multiples of each feature's scale (for tables, its standard deviation on the "
+            "training split).",
+            "",
+        ]
         rows = [
             [
                 c["name"],
@@ -369,19 +376,16 @@ def _behaviour(b, charts) -> list[str]:
         lines += [f"### {heading}", "", f"Each transformation {what}.", ""]
         rows = []
         for t in b[kind]:
-            examples = "; ".join(
+            failing = "; ".join(
                 f"{e['id']}: {_fmt(e['before'])} -> {_fmt(e['after'])}" for e in t["examples"][:3]
             )
-            rows.append(
-                [
-                    t["name"],
-                    f"{t['failure_rate']:.1%}",
-                    f"{t['failures']}/{t['rows']}",
-                    examples or "none",
-                ]
-            )
+            if failing and t.get("output"):  # what the numbers are: a value, a log-odds
+                failing += f" ({t['output']})"
+            rate, failures = f"{t['failure_rate']:.1%}", f"{t['failures']}/{t['rows']}"
+            rows.append([t["name"], t.get("change", ""), rate, failures, failing or "none"])
         lines += _table(
-            ["test", "failure rate", "failures", "failing rows (id: before -> after)"], rows
+            ["test", "change", "failure rate", "failures", "failing rows (id: before -> after)"],
+            rows,
         )
         lines.append("")
     return lines or ["No behavioural tests are configured."]

@@ -9,6 +9,9 @@ A slice spec is a config mapping with a ``kind``:
 The metric is accuracy for classification (higher is better) and mean absolute error for
 regression (lower is better). The ``flag_worst`` worst slices with at least ``min_rows`` rows
 are flagged when they are worse than the whole split.
+
+Slices are named in the features' raw units (``bmi=(25.1, 29.8]``, ``sex=2``): ``in_raw_units``
+undoes the scaling ``prepare`` applied before the frame is sliced.
 """
 
 from collections.abc import Mapping, Sequence
@@ -16,6 +19,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+
+def in_raw_units(frame: pd.DataFrame, scaling: Mapping[str, Any]) -> pd.DataFrame:
+    """A copy of processed rows with the features back in raw units: ``x * scale + offset``.
+
+    ``scaling`` is the checkpoint's ``feature_scale`` (``features``, ``offset``, ``scale``).
+    """
+    out = frame.copy()
+    features = [f for f in scaling["features"] if f in out.columns]
+    index = [list(scaling["features"]).index(f) for f in features]
+    offset = np.asarray(scaling["offset"], dtype=np.float64)[index]
+    scale = np.asarray(scaling["scale"], dtype=np.float64)[index]
+    out[features] = out[features].to_numpy(dtype=np.float64) * scale + offset
+    return out
 
 
 def slice_groups(

@@ -29,7 +29,8 @@ from . import (
 
 @dataclass
 class Split:
-    """One split: model inputs, true targets, the model's outputs, and columns for slicing."""
+    """One split: model inputs, true targets, the model's outputs, and columns for slicing
+    (the features in raw units: ``slices.in_raw_units``)."""
 
     x: np.ndarray
     y: np.ndarray
@@ -51,12 +52,15 @@ def run(
     seed: int = 0,
     others: Mapping[str, np.ndarray] | None = None,
     seed_groups: Mapping[str, Sequence[np.ndarray]] | None = None,
+    scaling: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Every result, as plain data: ``metrics`` (flat, for metrics.json) and one entry per section.
 
     ``predict`` maps inputs shaped like ``test.x`` to outputs; ``others`` holds other models'
     outputs on the test split, to compare with row by row; ``seed_groups`` holds, per named
-    configuration, the test outputs of its runs over several seeds (paired by position).
+    configuration, the test outputs of its runs over several seeds (paired by position);
+    ``scaling`` is the features' scaling (the checkpoint's ``feature_scale``), so that the
+    behavioural tests say what they change in raw units.
     """
     classification = test.output.ndim == 2
     shape = test.x.shape[1:]
@@ -76,7 +80,7 @@ def run(
         flag_worst=int(settings.get("slices", {}).get("flag_worst", 3)),
         min_rows=int(settings.get("slices", {}).get("min_rows", 10)),
     )
-    results["behaviour"] = _behaviour(settings, test, predict_rows, feature_names, seed)
+    results["behaviour"] = _behaviour(settings, test, predict_rows, feature_names, seed, scaling)
     # What the model predicts on each split (classes and confidence, or values).
     results["distributions"] = distributions.of_splits(
         {
@@ -279,20 +283,21 @@ def _over_seeds(groups, y_true, alpha, seed) -> dict[str, Any]:
 # ---- shared --------------------------------------------------------------------------------
 
 
-def _behaviour(settings, test, predict_rows, names, seed) -> dict[str, Any]:
+def _behaviour(settings, test, predict_rows, names, seed, scaling=None) -> dict[str, Any]:
     rows, max_examples = test.x.reshape(len(test.x), -1), int(settings.get("examples", 8))
     ids = test.ids
+    common = {"max_examples": max_examples, "scaling": scaling}
     return {
         "perturbations": [
             behaviour.perturbation_curve(predict_rows, rows, test.y, spec, names, seed)
             for spec in settings.get("perturbations", [])
         ],
         "invariances": [
-            behaviour.invariance_test(predict_rows, rows, ids, spec, names, seed, max_examples)
+            behaviour.invariance_test(predict_rows, rows, ids, spec, names, seed, **common)
             for spec in settings.get("invariances", [])
         ],
         "directional": [
-            behaviour.directional_test(predict_rows, rows, ids, spec, names, seed, max_examples)
+            behaviour.directional_test(predict_rows, rows, ids, spec, names, seed, **common)
             for spec in settings.get("directional", [])
         ],
     }

@@ -2,9 +2,9 @@
 
 ``Predictor`` is what ``predict`` runs and what ``export`` saves: it scales raw feature rows as
 ``data.prepare`` does (``(x - offset) / scale``, in float64, with the training split's statistics
-from ``stats.json``), reshapes them to images where the data has an ``image_shape``, runs the
-network and returns class probabilities (classification) or values in the target's own units
-(regression: the trainer standardised the targets, this undoes it).
+that the checkpoint keeps as ``feature_scale``), reshapes them to images where the data has an
+``image_shape``, runs the network and returns class probabilities (classification) or values in
+the target's own units (regression: the trainer standardised the targets, this undoes it).
 """
 
 from collections.abc import Sequence

@@ -88,6 +88,7 @@ class NullLogger:
     """Records nothing: ``logger=none``. Runs still write metrics.json and reports/."""
 
     log_checkpoints = False
+    log_model_enabled = False  # nothing to build a servable model for
 
     def __init__(self, run_id: str | None = None) -> None:
         self.run_id = run_id

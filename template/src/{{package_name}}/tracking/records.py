@@ -29,6 +29,8 @@ def record_data(logger: Logger, cfg: DictConfig) -> dict[str, str]:
             source=str(processed / f"{split}.parquet"),
             context="training" if split == "train" else split,
         )
+        if getattr(logger, "resumed", False):
+            continue  # it keeps its first snapshot (MLflow appends to a table: rows would double)
         for name, table in snapshot(frame).items():
             logger.log_table(table, f"data/{split}_{name}.json")
     logger.set_tags({"data.md5": version["md5"], "data.version_source": version["source"]})
@@ -60,10 +62,8 @@ def record_curves(logger: Logger, output_dir: Path) -> Path | None:
     return path
 
 
-def record_outputs(
-    logger: Logger, output_dir: Path, model: torch.nn.Module, input_example: Any
-) -> None:
-    """metrics.json, the best and last checkpoints, and the model (with the best weights)."""
+def record_outputs(logger: Logger, output_dir: Path, cfg: DictConfig) -> None:
+    """metrics.json, the best and last checkpoints, and the model with the best weights."""
     metrics = output_dir / "metrics.json"
     if metrics.is_file():
         logger.log_artifact(metrics)
@@ -73,7 +73,22 @@ def record_outputs(
             if (checkpoints / name).is_file():
                 logger.log_artifact(checkpoints / name, "checkpoints")
     best = checkpoints / "best.pt"
-    if best.is_file():
-        state = torch.load(best, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        logger.log_model(model.eval(), input_example)
+    if best.is_file() and getattr(logger, "log_model_enabled", True):
+        logger.log_model(*served_model(best, cfg))
+
+
+def served_model(ckpt: Path, cfg: DictConfig) -> tuple[torch.nn.Module, Any]:
+    """The checkpoint's model as ``predict`` and ``export`` serve it, and an input example.
+
+    ``inference.predictor``: raw rows in (the checkpoint's feature scaling and, for images, the
+    reshape are inside), probabilities or values in the target's units out. The example is two
+    rows of the test split in raw units, float32 ``(2, features)``.
+    """
+    from ..data.datasets import load_split
+    from ..inference import load_checkpoint, predictor
+
+    state, path = load_checkpoint(ckpt)
+    model, _ = predictor(state, path, cfg, "cpu")
+    processed = load_split(cfg.data, cfg.paths.processed_dir, "test").tensors[0][:2]
+    rows = processed.reshape(len(processed), -1).double() * model.scale + model.offset
+    return model, rows.float().numpy()

@@ -1,0 +1,109 @@
+"""A run's log file holds what its console showed, and its output folder its resolved config.
+
+Hydra writes the ``logging`` records of a job to ``<run folder>/<command>.log``; what the code
+prints (``done: ...``, the progress bar's last state, warnings, error messages) would reach the
+console only. ``JobLog``, a Hydra callback (``configs/hydra/default.yaml``), copies standard
+output and standard error into that file for the length of the job, and writes the resolved
+config to ``<paths.output_dir>/.hydra/config.yaml`` when a run writes outside Hydra's folder
+(``paths.output_dir=...``, as ``make repro``'s train stage does). Every process of a torchrun job
+runs its own callback: ranks that share a run folder append to the same log.
+"""
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+
+class Tee:
+    """A console stream that also appends each finished line to a log file.
+
+    A progress bar redraws its line with carriage returns: the file gets the line's last state
+    only. Everything else (``isatty``, ``fileno``, ``encoding``) is the console's.
+    """
+
+    def __init__(self, console: TextIO, log: TextIO) -> None:
+        self.console = console
+        self.log = log
+        self._line = ""
+
+    def write(self, text: str) -> int:
+        written = self.console.write(text)
+        *lines, self._line = (self._line + text).split("\n")
+        for line in lines:
+            self.log.write(line.rsplit("\r", 1)[-1] + "\n")
+        if lines:
+            self.log.flush()
+        return written
+
+    def flush(self) -> None:
+        self.console.flush()
+        self.log.flush()
+
+    def close_line(self) -> None:
+        """Write a line left unfinished (a progress bar that never printed its newline)."""
+        last = self._line.rsplit("\r", 1)[-1]
+        if last.strip():
+            self.log.write(last + "\n")
+        self._line = ""
+        self.log.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console, name)
+
+
+class JobLog(Callback):
+    """Hydra callback: tee the console into the job's log file; keep the resolved config."""
+
+    def __init__(self) -> None:
+        self._saved: list[tuple[str, TextIO]] = []
+        self._log: TextIO | None = None
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        save_resolved_config(config)
+        filename = OmegaConf.select(config, "hydra.job_logging.handlers.file.filename")
+        if not filename:  # Hydra's logging is configured without a file: nothing to copy into
+            return
+        path = Path(str(filename))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = path.open("a", encoding="utf-8")
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            while isinstance(stream, Tee):  # left by a job of this process that ended by exiting
+                stream = stream.console
+            self._saved.append((name, stream))
+            setattr(sys, name, Tee(stream, self._log))
+
+    def on_job_end(self, config: DictConfig, **kwargs: Any) -> None:
+        # A job that exits with SystemExit (an error message, an exit code) skips this: the
+        # process ends there, and the file was flushed line by line (a later job in the same
+        # process, a test's, unwraps the streams it left).
+        for name, stream in reversed(self._saved):
+            tee = getattr(sys, name)
+            if isinstance(tee, Tee):
+                tee.close_line()
+            setattr(sys, name, stream)
+        self._saved.clear()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def save_resolved_config(config: DictConfig) -> None:
+    """The job's resolved config in ``<paths.output_dir>/.hydra/config.yaml``, when it is set.
+
+    Hydra keeps it in its own run folder; a run with ``paths.output_dir`` elsewhere (the
+    pipeline's ``outputs/pipeline``) keeps its checkpoints there, and the config they came from
+    beside them. Only the job that writes there (train) does it; other commands read it.
+    """
+    output_dir = OmegaConf.select(config, "paths.output_dir")
+    job = OmegaConf.select(config, "hydra.job.name")
+    if not output_dir or job != "train" or os.environ.get("RANK", "0") != "0":
+        return
+    task = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+    folder = Path(str(output_dir)) / ".hydra"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(task, resolve=True), encoding="utf-8")
