@@ -7,6 +7,9 @@ step. With workers, a DataLoader reads the same batches (same sampler, same orde
 processes; use it when building a batch is real work (decoding images, augmentation).
 """
 
+import multiprocessing.util
+import os
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,12 +55,39 @@ def _whole_batch(batch: Any) -> Any:
     return batch
 
 
+# A Unix socket's path holds at most 107 bytes. Workers hand each batch's tensors over as file
+# descriptors, through a socket that multiprocessing makes in its own temporary folder:
+# <TMPDIR>/pymp-XXXXXXXX/listener-XXXXXXXX, 32 bytes more than TMPDIR. Under a longer TMPDIR
+# (a CI runner's, a SLURM job's) every batch failed with "AF_UNIX path too long".
+_SOCKET_PATH_MAX = 107
+_SOCKET_SUFFIX = len("/pymp-XXXXXXXX/listener-XXXXXXXX")
+
+
+def use_a_short_folder_for_sockets() -> None:
+    """Give multiprocessing a temporary folder short enough for its sockets, if TMPDIR is not.
+
+    Newer Pythons (3.13 and later, cpython#132124) fall back on the system's /tmp themselves. Forked
+    workers inherit the folder; multiprocessing removes it when the process exits.
+    """
+    if len(os.fsencode(tempfile.gettempdir())) + _SOCKET_SUFFIX <= _SOCKET_PATH_MAX:
+        return
+    for candidate in ("/tmp", "/var/tmp", "/dev/shm"):
+        if os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
+            saved, tempfile.tempdir = tempfile.tempdir, candidate
+            try:
+                multiprocessing.util.get_temp_dir()  # made once, then kept for the process
+            finally:
+                tempfile.tempdir = saved
+            return
+
+
 def batches(
     dataset: TensorDataset, sampler: Any, num_workers: int, device: torch.device, seed: int
 ) -> TensorBatches | DataLoader:
     """In-memory batches without workers; a DataLoader over the same sampler with them."""
     if num_workers == 0:
         return TensorBatches(dataset, sampler, device)
+    use_a_short_folder_for_sockets()
     # Each loader has its own generator (it seeds the workers): creating an iterator would
     # otherwise draw from the global one and shift every later random number of a resumed run.
     return DataLoader(
