@@ -34,8 +34,12 @@ def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictCo
         return hydra_compose(config_name=config_name, overrides=list(overrides))
 
 
-def entry_point(command: str) -> Callable[[Callable[[DictConfig], None]], Callable[..., None]]:
+def entry_point(
+    command: str, config_name: str | None = None
+) -> Callable[[Callable[[DictConfig], None]], Callable[..., None]]:
     """``@entry_point("train")``: ``hydra.main`` over ``configs/train.yaml``, and its errors.
+
+    ``config_name`` names another config (prepare and validate read ``train``'s).
 
     Hydra applies the command line's overrides before the entry point runs, and reports one it
     cannot apply (a misspelled key, an unknown option of a config group, bad syntax) itself, with
@@ -47,7 +51,8 @@ def entry_point(command: str) -> Callable[[Callable[[DictConfig], None]], Callab
     from hydra.errors import ConfigCompositionException, OverrideParseException
 
     def decorate(task: Callable[[DictConfig], None]) -> Callable[..., None]:
-        run = hydra_main(version_base="1.3", config_path=CONFIG_DIR, config_name=command)(task)
+        name = config_name or command
+        run = hydra_main(version_base="1.3", config_path=CONFIG_DIR, config_name=name)(task)
 
         @functools.wraps(task)
         def main(cfg: DictConfig | None = None) -> None:

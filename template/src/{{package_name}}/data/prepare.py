@@ -20,14 +20,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import hydra
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import CONFIG_DIR
+from ..config import entry_point
 from ..training.errors import ConfigError, fail
 from .checks import DataValidationError, format_failures, range_failures, schema_failures
 from .schemas import SPLITS, is_classification, schemas_for
@@ -187,7 +186,7 @@ def prepare(cfg: DictConfig) -> dict[str, pd.DataFrame]:
     return processed
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@entry_point("prepare", config_name="train")
 def main(cfg: DictConfig) -> None:
     try:
         processed = prepare(cfg)

@@ -11,11 +11,10 @@ DVC nor the Makefile goes on to training. The data itself is never modified.
 
 from pathlib import Path
 
-import hydra
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import CONFIG_DIR
+from ..config import entry_point
 from ..training.errors import fail
 from .checks import (
     Failure,
@@ -69,7 +68,7 @@ def validate(cfg: DictConfig) -> list[Failure]:
     return failures
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@entry_point("validate", config_name="train")
 def main(cfg: DictConfig) -> None:
     failures = validate(cfg)
     report = Path(cfg.paths.reports_dir) / "validation.json"
