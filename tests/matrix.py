@@ -106,6 +106,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "README.md",
         "pyproject.toml",
         "reports/.gitkeep",
+        "scripts/torch_index.sh",
         f"{pkg}/__init__.py",
         f"{pkg}/config.py",
         f"{pkg}/evaluation/__init__.py",
