@@ -93,6 +93,28 @@ def package_name(answers: dict[str, Any]) -> str:
     return answers.get("package_name") or DERIVED_PACKAGE_NAMES[answers["project_name"]]
 
 
+HOW_TO_PAGES = [
+    "add-model",
+    "compare-models",
+    "distributed",
+    "docker",
+    "own-data",
+    "remote-stores",
+    "slurm",
+]
+REFERENCE_PAGES = [
+    "benchmarks",
+    "data",
+    "delivery",
+    "evaluation",
+    "monitoring",
+    "tracking",
+    "training",
+    "tuning",
+    "updating",
+]
+
+
 def expected_files(answers: dict[str, Any]) -> set[str]:
     """The exact set of files a render with these answers must contain."""
     pkg = f"src/{package_name(answers)}"
@@ -106,6 +128,11 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "README.md",
         "pyproject.toml",
         "reports/.gitkeep",
+        "scripts/in_venv.sh",
+        # the template's how-to and reference pages, rendered from symlinks to its docs/
+        *(f"docs/how-to/{page}.md" for page in HOW_TO_PAGES),
+        *(f"docs/{page}.md" for page in REFERENCE_PAGES),
+        "scripts/torch_index.sh",
         f"{pkg}/__init__.py",
         f"{pkg}/config.py",
         f"{pkg}/settings.py",

@@ -46,3 +46,16 @@ def test_ci_steps_are_tested_makefile_targets(render, ci):
 def test_no_ci_means_no_ci_files(render):
     project = render({"ci": "none"})
     assert not [f for f in project.files if f.startswith(".github") or "gitlab" in f]
+
+
+@pytest.mark.parametrize("ci", ["github", "gitlab"])
+def test_ci_installs_the_cpu_build_of_torch_through_make_setup(render, ci):
+    # Runners have no GPU: TORCH=cpu for `make setup` (scripts/torch_index.sh), not a pip
+    # --extra-index-url, with which pip may still take PyPI's CUDA build.
+    project = render({"ci": ci})
+    if ci == "github":
+        env = yaml.safe_load((project.path / ".github/workflows/ci.yml").read_text())["env"]
+    else:
+        env = yaml.safe_load((project.path / ".gitlab-ci.yml").read_text())["variables"]
+    assert env["TORCH"] == "cpu"
+    assert not any(name.startswith("PIP_") and "INDEX" in name for name in env)

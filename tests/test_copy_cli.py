@@ -8,6 +8,7 @@ tests that prove a generated project installs on its own.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 
@@ -16,6 +17,7 @@ import pytest
 from .conftest import TEMPLATE_ROOT, VENV_BIN, run
 
 CONSTRAINTS = TEMPLATE_ROOT / "constraints.txt"
+CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +83,10 @@ def test_make_setup_installs_a_project_that_lints_and_tests_clean(cli_render):
     # A fresh venv from the base interpreter, not this one: nothing leaks in from the test env.
     base_python = getattr(sys, "_base_executable", sys.executable)
     env = {"PIP_CONSTRAINT": str(CONSTRAINTS), "PIP_PROGRESS_BAR": "off"}
-    run(["make", "setup", f"PYTHON={base_python}"], cwd=destination, timeout=900, **env)
+    # TORCH=default: the constrained torch comes from this machine's package index (the build
+    # choice itself is tested below, without installing anything).
+    setup = ["make", "setup", f"PYTHON={base_python}", "TORCH=default"]
+    run(setup, cwd=destination, timeout=900, **env)
     venv = destination / ".venv" / "bin"
     assert (venv / "python").exists()
     assert (destination / ".git" / "hooks" / "pre-commit").exists()
@@ -113,3 +118,89 @@ def test_make_setup_installs_a_project_that_lints_and_tests_clean(cli_render):
     assert "Running stage 'validate'" in first.stdout
     second = run(["make", "repro"], cwd=destination)
     assert "Data and pipelines are up to date" in second.stdout
+
+
+# --- which build of torch `make install` takes ---------------------------------------------------
+
+
+def fake_nvidia_smi(tmp_path, exit_code: int) -> str:
+    """An `nvidia-smi` that answers as a machine with (0) or without (non-zero) a driver."""
+    probe = tmp_path / f"nvidia-smi-{exit_code}"
+    probe.write_text(f"#!/bin/sh\nexit {exit_code}\n")
+    probe.chmod(0o755)
+    return str(probe)
+
+
+@pytest.mark.parametrize(
+    ("torch", "driver", "index"),
+    [
+        ("auto", "answers", ""),  # PyPI's default build (CUDA on Linux)
+        ("auto", "fails", CPU_INDEX),  # nvidia-smi there, but no driver loaded
+        ("auto", "absent", CPU_INDEX),
+        (None, "absent", CPU_INDEX),  # no argument means auto
+        ("cpu", "answers", CPU_INDEX),  # the user's choice wins over the machine
+        ("cu128", "absent", "https://download.pytorch.org/whl/cu128"),
+        ("rocm6.4", "absent", "https://download.pytorch.org/whl/rocm6.4"),
+        ("default", "absent", ""),
+    ],
+)
+def test_torch_index_follows_the_driver_unless_the_user_chooses(
+    default_project, tmp_path, torch, driver, index
+):
+    exit_code = {"answers": 0, "fails": 9}.get(driver)
+    probe = str(tmp_path / "absent") if exit_code is None else fake_nvidia_smi(tmp_path, exit_code)
+    args = [] if torch is None else [torch]
+    proc = run(["sh", "scripts/torch_index.sh", *args], cwd=default_project.path, NVIDIA_SMI=probe)
+    assert proc.stdout.strip() == index
+
+
+def test_torch_index_refuses_an_unknown_build_with_the_choices(default_project):
+    proc = subprocess.run(
+        ["sh", "scripts/torch_index.sh", "cuda"],
+        cwd=default_project.path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "TORCH=cuda" in proc.stderr and "cu128" in proc.stderr and "default" in proc.stderr
+
+
+def pip_calls_of_make_install(project, tmp_path, *make_args: str, **env: str) -> list[str]:
+    """The pip commands `make install` runs, recorded by a stand-in for the venv's python."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    log = tmp_path / "pip-calls.txt"
+    python = venv / "bin" / "python"
+    python.write_text(f'#!/bin/sh\necho "$*" >> "{log}"\n')
+    python.chmod(0o755)
+    run(["make", "install", f"VENV={venv}", *make_args], cwd=project, **env)
+    return log.read_text().splitlines()
+
+
+def test_make_install_takes_the_cpu_build_of_torch_without_a_driver(default_project, tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(default_project.path, project)
+    no_driver = str(tmp_path / "no-such-nvidia-smi")
+    calls = pip_calls_of_make_install(project, tmp_path, NVIDIA_SMI=no_driver)
+    # torch alone from the CPU index first (--index-url, not --extra-index-url), then the project.
+    assert calls == [
+        "-m pip install --quiet --upgrade pip",
+        f"-m pip install --quiet --index-url {CPU_INDEX} torch",
+        "-m pip install --quiet -e .[dev]",
+    ]
+
+
+@pytest.mark.parametrize("choice", ["auto", "default"])
+def test_make_install_takes_pypis_torch_with_a_driver_or_when_asked(
+    default_project, tmp_path, choice
+):
+    project = tmp_path / "project"
+    shutil.copytree(default_project.path, project)
+    driver = fake_nvidia_smi(tmp_path, 0) if choice == "auto" else str(tmp_path / "none")
+    calls = pip_calls_of_make_install(project, tmp_path, f"TORCH={choice}", NVIDIA_SMI=driver)
+    assert calls == ["-m pip install --quiet --upgrade pip", "-m pip install --quiet -e .[dev]"]
+
+
+def test_make_install_stops_on_an_unknown_torch_build(default_project, tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(default_project.path, project)
+    with pytest.raises(pytest.fail.Exception, match="TORCH=cuda is not a PyTorch build"):
+        pip_calls_of_make_install(project, tmp_path, "TORCH=cuda")

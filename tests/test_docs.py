@@ -148,18 +148,46 @@ def test_every_page_is_in_the_navigation_and_the_site_builds_strict(tmp_path):
     assert (tmp_path / "site" / "tutorial" / "index.html").is_file()
 
 
-def test_published_addresses_agree_and_the_readme_links_existing_pages(default_project):
-    """mkdocs.yml, the tutorial's `copier copy` source and the generated README's links."""
+def test_published_addresses_agree(default_project):
+    """mkdocs.yml and the tutorial's `copier copy` source name the same repository."""
     from .test_tutorial import TEMPLATE_URL
 
     config = yaml.safe_load((TEMPLATE_ROOT / "mkdocs.yml").read_text())
-    site = config["site_url"].rstrip("/")
     owner_name = TEMPLATE_URL.removeprefix("gh:")
     assert config["repo_url"] == f"https://github.com/{owner_name}"
     assert TEMPLATE_URL in (DOCS / "tutorial.md").read_text()
-    readme = (default_project.path / "README.md").read_text()
-    links = re.findall(rf"\]\({re.escape(site)}/([^)]*)\)", readme)
-    assert len(links) >= 10, "the generated README should link the documentation's pages"
-    for link in links:
-        page = link.rstrip("/")
-        assert (DOCS / f"{page}.md").is_file() or (DOCS / page / "index.md").is_file(), link
+
+
+# --- the generated project carries the pages it links to ----------------------------------------
+
+
+def relative_links(page: Path) -> list[str]:
+    """The relative links of a Markdown page, without their anchors."""
+    targets = re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8"))
+    return [t.split("#")[0] for t in targets if not re.match(r"[a-z]+:|#", t)]
+
+
+@pytest.mark.parametrize("answers", [{}, {"use_docker": False, "use_mlflow": False}])
+def test_the_generated_readme_and_docs_link_only_files_the_project_has(render, answers):
+    project = render(answers).path
+    site = yaml.safe_load((TEMPLATE_ROOT / "mkdocs.yml").read_text())["site_url"].rstrip("/")
+    readme = project / "README.md"
+    # The site is not hosted: a teammate with only the repository must find what is linked.
+    assert site not in readme.read_text()
+    pages = [readme, *sorted((project / "docs").rglob("*.md"))]
+    readme_links = relative_links(readme)
+    assert sum(link.startswith("docs/how-to/") for link in readme_links) >= 6
+    for page in pages:
+        for link in relative_links(page):
+            assert (page.parent / link).is_file(), f"{page.relative_to(project)} links to {link}"
+
+
+def test_the_generated_docs_are_the_template_docs(default_project):
+    """One source: docs/ of the template, symlinked from template/docs/, rendered verbatim."""
+    rendered = sorted((default_project.path / "docs").rglob("*.md"))
+    assert len(rendered) >= 15
+    for page in rendered:
+        name = page.relative_to(default_project.path / "docs")
+        assert page.read_bytes() == (DOCS / name).read_bytes(), name
+    for link in (TEMPLATE_ROOT / "template" / "docs").rglob("*.md"):
+        assert link.is_symlink(), f"{link} is a copy: make it a symlink to docs/ (one source)"

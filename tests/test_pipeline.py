@@ -11,6 +11,7 @@ import yaml
 
 from .conftest import VENV_BIN, run
 from .matrix import package_name
+from .test_precommit import make_venv, outside_the_environment
 
 DVC = str(VENV_BIN / "dvc")
 
@@ -18,7 +19,7 @@ DVC = str(VENV_BIN / "dvc")
 def project_copy(rendered, tmp_path):
     project = tmp_path / "project"
     shutil.copytree(rendered.path, project)
-    return project, {"PYTHONPATH": str(project / "src")}
+    return project, {"PYTHONPATH": str(project / "src"), "PRE_COMMIT_HOME": str(tmp_path / "pc")}
 
 
 @pytest.mark.slow
@@ -35,6 +36,7 @@ def test_dvc_pipeline_runs_offline_and_versions_the_data(default_project, tmp_pa
         [DVC, "config", "hydra.config_name", "evaluate"],
         [DVC, "remote", "add", "--default", "storage", str(tmp_path / "dvc-storage")],
         ["python", "-m", f"{pkg}.config", "params.yaml"],
+        ["pre-commit", "install"],
         ["git", "add", "--all"],
         ["git", "commit", "--quiet", "-m", "setup"],
     ]:
@@ -62,8 +64,9 @@ def test_dvc_pipeline_runs_offline_and_versions_the_data(default_project, tmp_pa
     assert "evaluation/predictions_worst.json" in tracked  # the worst predictions, as a table
     second = run([DVC, "repro"], cwd=project, **env)
     assert "Data and pipelines are up to date" in second.stdout
+    # The pre-commit hooks accept what DVC wrote (dvc.lock, reports/).
     run(["git", "add", "--all"], cwd=project)
-    run(["git", "commit", "--quiet", "-m", "data"], cwd=project)
+    run(["git", "commit", "--quiet", "-m", "data"], cwd=project, **env)
 
     # The data version the tracking code records is DVC's md5 of data/processed.
     lock = yaml.safe_load((project / "dvc.lock").read_text())
@@ -89,11 +92,18 @@ def test_dvc_pipeline_runs_offline_and_versions_the_data(default_project, tmp_pa
     assert "in sync" in run([DVC, "status", "--cloud"], cwd=project, **env).stdout
 
     # An experiment with a Hydra override: DVC composes configs/ into params.yaml and reruns.
-    run([DVC, "exp", "run", "--set-param", "data.val_fraction=0.2"], cwd=project, **env)
+    # As a user runs it: `.venv/bin/dvc`, in a shell where the environment is not activated.
+    make_venv(project)
+    shell = outside_the_environment(tmp_path)
+    exp = [".venv/bin/dvc", "exp", "run", "--set-param", "data.val_fraction=0.2"]
+    run(exp, cwd=project, **env, **shell)
     assert yaml.safe_load((project / "params.yaml").read_text())["data"]["val_fraction"] == 0.2
     val = pd.read_parquet(project / "data" / "processed" / "val.parquet")
     total = len(train) / 0.7
     assert len(val) == pytest.approx(0.2 * total, abs=2)
+    # Keeping the experiment: the hooks accept its params.yaml (configs/ did not change).
+    run(["git", "add", "--all"], cwd=project, **shell)
+    run(["git", "commit", "--quiet", "-m", "val_fraction 0.2"], cwd=project, **env, **shell)
 
 
 @pytest.mark.slow

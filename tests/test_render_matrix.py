@@ -29,7 +29,8 @@ def test_render_has_no_leftover_jinja_and_portable_names(render, answers):
     for relative in project.files:
         assert not set(relative) & set('"|<>:*?\\'), f"non-portable file name: {relative}"
         text = (project.path / relative).read_text(encoding="utf-8")
-        match = LEFTOVER_JINJA.search(text)
+        # docs/ holds the template's pages verbatim, which show copier's Jinja as examples.
+        match = None if relative.startswith("docs/") else LEFTOVER_JINJA.search(text)
         where = text[match.start() - 40 : match.end() + 40] if match else ""
         assert match is None, f"{relative} keeps a Jinja delimiter: ...{where}..."
         if text:  # .gitkeep files are empty

@@ -10,6 +10,8 @@ SUBSTITUTIONS lists, and nothing else (docs/contributing.md describes the conven
   pip-installs the project, slow and online) becomes `make init`, with VENV pointing the
   generated Makefile at this environment (it holds every generated dependency) and PYTHONPATH=src
   standing in for the editable install;
+- the project's python, `.venv/bin/python`, becomes `python`: there is no `.venv` (see above),
+  and this environment is first on PATH;
 - before the first block that runs `copier check-update`, the temporary template publishes
   release 0.2.0 (one line added to the generated README), so that the update has something to
   bring.
@@ -36,6 +38,7 @@ SUBSTITUTIONS = [
     ("pip install copier", "copier --version"),
     (TEMPLATE_URL, '"$TUTORIAL_TEMPLATE"'),
     ("make setup", "make init"),
+    (".venv/bin/python", "python"),
 ]
 RELEASE_LINE = "Updated by the template's release 0.2.0 (tests/test_tutorial.py)."
 RELEASE = f"""\

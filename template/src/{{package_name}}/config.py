@@ -181,7 +181,9 @@ def main(argv: Sequence[str]) -> int:
     if not target.exists() or target.read_text(encoding="utf-8") != expected:
         print(
             f"{target} does not match the composed configs/ (it is what DVC runs with): "
-            "run `make params` and commit it.",
+            "run `make params` and commit it. It replaces the values of an experiment "
+            "(`dvc exp run -S key=value`) with those of configs/: to keep them, write them "
+            "into configs/ first.",
             file=sys.stderr,
         )
         return 1
