@@ -40,6 +40,7 @@ def main(cfg: DictConfig) -> None:
         ctx = distributed.setup(cfg.trainer.accelerator)
         output_dir = run_dir(cfg, distributed)
         if ctx.is_main:  # one tracking run per job; a resumed job continues its run
+            keep_resolved_config(cfg)
             logger = open_run(cfg, output_dir)
         metrics = fit(cfg, output_dir, logger, ctx)
         if ctx.is_main:
@@ -65,6 +66,22 @@ def main(cfg: DictConfig) -> None:
     if ctx.is_main:
         summary = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if "/" in k)
         print(f"done: {summary}\nwrote {output_dir}/metrics.json")
+
+
+def keep_resolved_config(cfg: DictConfig) -> None:
+    """The run's resolved config in ``<paths.output_dir>/.hydra/config.yaml``, when it is set.
+
+    Hydra keeps it in its own run folder; a run with ``paths.output_dir`` elsewhere (the
+    pipeline's ``outputs/pipeline``) keeps its checkpoints there, and the config they came from
+    beside them. Written once the settings are checked: a config error leaves nothing behind.
+    """
+    if not cfg.paths.output_dir:
+        return
+    from omegaconf import OmegaConf
+
+    folder = Path(cfg.paths.output_dir) / ".hydra"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
 
 
 def run_dir(cfg: DictConfig, distributed) -> Path:

@@ -1,15 +1,12 @@
-"""A run's log file holds what its console showed, and its output folder its resolved config.
+"""A run's log file holds what its console showed.
 
 Hydra writes the ``logging`` records of a job to ``<run folder>/<command>.log``; what the code
 prints (``done: ...``, the progress bar's last state, warnings, error messages) would reach the
 console only. ``JobLog``, a Hydra callback (``configs/hydra/default.yaml``), copies standard
-output and standard error into that file for the length of the job, and writes the resolved
-config to ``<paths.output_dir>/.hydra/config.yaml`` when a run writes outside Hydra's folder
-(``paths.output_dir=...``, as ``make repro``'s train stage does). Every process of a torchrun job
-runs its own callback: ranks that share a run folder append to the same log.
+output and standard error into that file for the length of the job. Every process of a torchrun
+job runs its own callback: ranks that share a run folder append to the same log.
 """
 
-import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -63,7 +60,6 @@ class JobLog(Callback):
         self._log: TextIO | None = None
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        save_resolved_config(config)
         filename = OmegaConf.select(config, "hydra.job_logging.handlers.file.filename")
         if not filename:  # Hydra's logging is configured without a file: nothing to copy into
             return
@@ -91,19 +87,3 @@ class JobLog(Callback):
             self._log.close()
             self._log = None
 
-
-def save_resolved_config(config: DictConfig) -> None:
-    """The job's resolved config in ``<paths.output_dir>/.hydra/config.yaml``, when it is set.
-
-    Hydra keeps it in its own run folder; a run with ``paths.output_dir`` elsewhere (the
-    pipeline's ``outputs/pipeline``) keeps its checkpoints there, and the config they came from
-    beside them. Only the job that writes there (train) does it; other commands read it.
-    """
-    output_dir = OmegaConf.select(config, "paths.output_dir")
-    job = OmegaConf.select(config, "hydra.job.name")
-    if not output_dir or job != "train" or os.environ.get("RANK", "0") != "0":
-        return
-    task = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
-    folder = Path(str(output_dir)) / ".hydra"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.yaml").write_text(OmegaConf.to_yaml(task, resolve=True), encoding="utf-8")
