@@ -86,4 +86,3 @@ class JobLog(Callback):
         if self._log is not None:
             self._log.close()
             self._log = None
-
