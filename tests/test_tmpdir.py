@@ -22,8 +22,8 @@ LONG = 120  # characters of the long temporary folder's path
 
 
 def long_folder(base: Path) -> Path:
-    """A folder under ``base`` whose path is at least LONG characters long."""
-    folder = base
+    """A new folder under ``base`` whose path is at least LONG characters long."""
+    folder = base / "a-temporary-folder-with-a-long-name"
     while len(str(folder)) < LONG:
         folder = folder / "a-temporary-folder-with-a-long-name"
     folder.mkdir(parents=True)
