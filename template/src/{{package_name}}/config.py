@@ -98,8 +98,13 @@ def _remove_empty_run_folder(command: str) -> None:
     if not HydraConfig.initialized():
         return
     folder = Path(HydraConfig.get().runtime.output_dir)
-    if folder.is_dir() and {p.name for p in folder.iterdir()} <= {".hydra", f"{command}.log"}:
+    if holds_only_hydra_files(folder, command):
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def holds_only_hydra_files(folder: Path, command: str) -> bool:
+    """Whether a run folder holds nothing but what Hydra writes: ``.hydra/`` and the log."""
+    return folder.is_dir() and {p.name for p in folder.iterdir()} <= {".hydra", f"{command}.log"}
 
 
 def override_error(error: Exception) -> str:

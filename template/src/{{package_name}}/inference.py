@@ -172,6 +172,8 @@ def read_input(path: Path, data: DictConfig):
 
 def _unreadable(path: Path, error: Exception) -> str:
     """Why ``path`` cannot be read, in one line: the file, the cause and what to do."""
+    import pandas as pd
+
     kind = {".parquet": "Parquet", ".csv": "CSV", ".npy": "NumPy .npy"}[path.suffix]
     cause = str(error).splitlines()[0] if str(error) else type(error).__name__
     if isinstance(error, UnicodeDecodeError):
@@ -179,7 +181,7 @@ def _unreadable(path: Path, error: Exception) -> str:
             f"input={path} is not UTF-8 text ({cause}): save it as UTF-8 (for example "
             f"`iconv -f latin1 -t utf-8 {path.name}`)."
         )
-    if type(error).__name__ == "EmptyDataError":
+    if isinstance(error, pd.errors.EmptyDataError):
         return f"input={path} is empty: a CSV file needs a header line naming the columns."
     if path.suffix == ".npy" and "allow_pickle" in cause:
         return (
@@ -217,8 +219,9 @@ def input_rows(frame, data: DictConfig, table: str = "input"):
     _align_dtypes(frame, schema.to_schema().get_dtypes(frame))
     failures = schema_failures(schema, frame, table, ["id", *features])
     if not failures and data.get("pixel_range") is not None:  # images: the range prepare scaled
-        low, high = (float(v) for v in data.pixel_range)
-        failures = range_failures(frame, table, features, (low, high), "data.pixel_range")
+        from .data.prepare import pixel_range
+
+        failures = range_failures(frame, table, features, pixel_range(data), "data.pixel_range")
     if failures:
         raise DataValidationError(
             f"the {table} rows do not fit the raw schema of {data.name!r} (data/schemas.py; the "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from .config import check_settings, entry_point
+from .config import check_settings, entry_point, holds_only_hydra_files
 from .training.errors import fail
 
 
@@ -103,8 +103,7 @@ def run_dir(cfg: DictConfig, distributed) -> Path:
 
     own = Path(HydraConfig.get().runtime.output_dir)
     shared = Path(distributed.broadcast_object(str(own)))
-    leftover = own.is_dir() and {p.name for p in own.iterdir()} <= {".hydra", "train.log"}
-    if shared != own and leftover:
+    if shared != own and holds_only_hydra_files(own, "train"):
         shutil.rmtree(own, ignore_errors=True)
     return shared
 
