@@ -38,17 +38,26 @@ COMPUTED_DEFAULTS = {
 
 # What a validator allows: one entry per question that has a validator and no choices.
 ALLOWED = {
-    "project_name": "starts with a letter; letters, digits, spaces, `.`, `_`, `-`",
-    "package_name": (
-        "a lowercase identifier that is not a keyword, a standard-library module, a dependency "
-        "(`torch`, `hydra`, ...) or a project folder (`data`, `tests`, ...)"
+    "project_name": (
+        "at most 64 characters; starts with a letter, ends with a letter or digit; ASCII letters, "
+        "digits, spaces, `.`, `_`, `-`"
     ),
-    "description": "one line, no double quotes or backslashes",
-    "author_name": "one line, no double quotes or backslashes",
-    "author_email": "an e-mail address",
+    "package_name": (
+        "a lowercase identifier of at most 64 characters that is not a keyword, a standard-library "
+        "module, a dependency (`torch`, `hydra`, ...) or a project folder (`data`, `tests`, ...)"
+    ),
+    "description": "one line of printable characters",
+    "author_name": "one line of printable characters",
+    "author_email": "an e-mail address: letters, digits, `._%+-` before the `@`, a domain after",
     "copyright_year": "a four-digit year",
-    "dvc_remote_url": "a folder for `local`; `s3://`, `gs://` or `azure://` URLs for the others",
-    "mlflow_tracking_uri": "`sqlite:///<file>`, `http(s)://<host>:<port>`, `databricks`",
+    "dvc_remote_url": (
+        "a folder for `local`, `s3://`, `gs://` or `azure://` URLs for the others; letters, "
+        "digits, `.`, `_`, `-`, `/`, `~` only"
+    ),
+    "mlflow_tracking_uri": (
+        "`sqlite:///<file>`, `http(s)://<host>[:<port>][/<path>]`, `databricks[://<profile>]`; "
+        "letters, digits, `.`, `_`, `-`, `/` only, no credentials"
+    ),
 }
 
 HEADER = "| Question | Default | Allowed | Asked | What it does |\n| --- | --- | --- | --- | --- |"
