@@ -74,14 +74,18 @@ def keep_resolved_config(cfg: DictConfig) -> None:
     Hydra keeps it in its own run folder; a run with ``paths.output_dir`` elsewhere (the
     pipeline's ``outputs/pipeline``) keeps its checkpoints there, and the config they came from
     beside them. Written once the settings are checked: a config error leaves nothing behind.
+    Secrets masked, as everywhere the config is written (``tracking/run_info.py``).
     """
     if not cfg.paths.output_dir:
         return
     from omegaconf import OmegaConf
 
+    from .tracking.run_info import mask_config
+
     folder = Path(cfg.paths.output_dir) / ".hydra"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
+    config = OmegaConf.create(mask_config(OmegaConf.to_container(cfg, resolve=True)))
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(config), encoding="utf-8")
 
 
 def run_dir(cfg: DictConfig, distributed) -> Path:
