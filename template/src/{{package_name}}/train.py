@@ -37,6 +37,7 @@ def main(cfg: DictConfig) -> None:
     logger = None
     try:
         require_prepared(cfg.paths.processed_dir)  # before a tracking run reads the splits
+        warn_if_not_servable(cfg)
         ctx = distributed.setup(cfg.trainer.accelerator)
         output_dir = run_dir(cfg, distributed)
         if ctx.is_main:  # one tracking run per job; a resumed job continues its run
@@ -149,6 +150,22 @@ def record_outputs(cfg: DictConfig, output_dir: Path, logger) -> None:
     if not cfg.trainer.fast_dev_run:  # one step has no curve (and matplotlib costs a second)
         record_curves(logger, output_dir)
     record(logger, output_dir, cfg)
+
+
+def warn_if_not_servable(cfg: DictConfig) -> None:
+    """A warning, before training, when predict, evaluate and export will refuse the model:
+    they rebuild only the classes ``models/__init__.py`` exports (``inference.model_classes``)."""
+    from .inference import model_classes
+
+    target = cfg.model.get("_target_")
+    if target not in model_classes():
+        print(
+            f"train: warning: model._target_={target} is not exported by src/<package>/models/"
+            "__init__.py (__all__), so evaluate, predict and export will refuse its "
+            "checkpoints: a checkpoint may only rebuild the project's own models. Export the "
+            "class there (docs: add a model).",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":
