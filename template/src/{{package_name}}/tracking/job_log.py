@@ -12,6 +12,7 @@ secrets masked as the job starts, and masks what it copies (``tracking/run_info.
 a secret is: a password in a URL, the value of a key named like a token or password).
 """
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -47,6 +48,25 @@ def mask_yaml_file(path: Path) -> None:
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # ranks may share the folder
     partial.write_text(OmegaConf.to_yaml(OmegaConf.create(masked)), encoding="utf-8")
     partial.replace(path)
+
+
+class MaskSecrets(logging.Filter):
+    """A handler's filter that masks secrets in each record's message (``mask_text``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_text(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def mask_logging(logger: logging.Logger | None = None) -> None:
+    """Mask secrets in what the handlers of ``logger`` (the root: Hydra's console and log file)
+    write: they hold the streams from before ``Tee``, so a library's warning would pass."""
+    for handler in (logger or logging.getLogger()).handlers:
+        if not any(isinstance(f, MaskSecrets) for f in handler.filters):
+            handler.addFilter(MaskSecrets())
 
 
 class Tee:
@@ -96,6 +116,7 @@ class JobLog(Callback):
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         mask_saved_config(config)
+        mask_logging()
         filename = OmegaConf.select(config, "hydra.job_logging.handlers.file.filename")
         if not filename:  # Hydra's logging is configured without a file: nothing to copy into
             return
