@@ -256,6 +256,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/export.py",
         f"{pkg}/models/predictor.py",
         "tests/test_predict.py",
+        "tests/test_security.py",
     }
     if answers["use_docker"]:
         files |= {"Dockerfile", ".dockerignore"}

@@ -66,7 +66,133 @@ def load_checkpoint(ckpt_path: Any) -> tuple[dict[str, Any], Path]:
             f"ckpt_path={path} is not a checkpoint of this project's trainer: it needs the keys "
             "'model' (the weights) and 'config' (the run's config)."
         )
+    check_checkpoint(state, path)
     return state, path
+
+
+# A checkpoint is data: nothing in it may choose what code runs. Its config names the model's
+# class (``model._target_``), so rebuilding the model accepts only the classes the project
+# exports from ``models/__init__.py`` (``__all__``), called with plain values.
+
+
+def model_classes() -> dict[str, type]:
+    """The model classes a checkpoint may name, by each name its ``_target_`` may have.
+
+    Those ``models/__init__.py`` exports in ``__all__`` (``<package>.models.MLP``), also by
+    their defining module (``<package>.models.mlp.MLP``). A model added as the how-to says
+    (docs: add a model) is one of them; nothing else is, whatever the checkpoint says.
+    """
+    from torch import nn
+
+    from . import models
+
+    classes = {}
+    for name in getattr(models, "__all__", []):
+        cls = getattr(models, name, None)
+        if isinstance(cls, type) and issubclass(cls, nn.Module):
+            classes[f"{models.__name__}.{name}"] = cls
+            classes[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    return classes
+
+
+def check_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Refuse, before anything is built or called, a checkpoint that names code or holds
+    non-finite numbers: its model must be one of ``model_classes()`` with plain arguments (no
+    nested ``_target_``, no ``_args_``, ``_partial_`` or other Hydra key), its config must hold
+    no interpolation (``${...}``: resolvers), its weights and scales must be finite."""
+    import math
+    import re
+
+    import torch
+
+    from .training.errors import CheckpointError
+
+    config = state["config"]
+    model = config.get("model") if isinstance(config, dict) else None
+    if not isinstance(model, dict):
+        raise CheckpointError(f"{path} has no model config ('config' -> 'model').")
+    allowed = model_classes()
+    target = model.get("_target_")
+    names = ", ".join(sorted(n for n in allowed if n.count(".") == 2)) or "none"
+    if not isinstance(target, str) or target not in allowed:
+        raise CheckpointError(
+            f"{path} names the model class {target!r}, which is not one of this project's "
+            f"models ({names}): a checkpoint may only rebuild the classes src/<package>/models/"
+            "__init__.py exports in __all__. Nothing was run. If it is your own model, export "
+            "it there (docs: add a model); otherwise do not use this file."
+        )
+    for where, _ in _leaves(model, "model"):
+        key = where.rsplit(".", 1)[-1]
+        if where != "model._target_" and re.fullmatch(r"_\w+_", key):
+            raise CheckpointError(
+                f"{path}: {where} is a Hydra key ({key}); a checkpoint's model config may hold "
+                f"the class ({target}) and plain arguments only, never {key} or a nested "
+                f"_target_. Nothing was run; do not use this file. (Allowed models: {names}.)"
+            )
+    for where, value in _leaves(config, "config"):
+        if isinstance(value, str) and "${" in value:
+            raise CheckpointError(
+                f"{path}: {where} holds an interpolation ({value!r}); the trainer saves resolved "
+                "configs only. Nothing was run; do not use this file."
+            )
+    weights = state["model"]
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{path}: 'model' is not a state dict of weights.")
+    for name, tensor in weights.items():
+        floating = torch.is_tensor(tensor) and tensor.is_floating_point()
+        if floating and not torch.isfinite(tensor).all():
+            raise CheckpointError(
+                f"{path}: the weights of the model hold NaN or infinite values (model.{name}); "
+                "predictions from them would be meaningless. Use an earlier checkpoint "
+                "(checkpoints/step-N.pt or best.pt) or train again."
+            )
+    run_id = (state.get("trainer_state") or {}).get("run_id")
+    if run_id is not None and not re.fullmatch(r"[A-Za-z0-9][\w-]{0,255}", str(run_id)):
+        raise CheckpointError(f"{path}: trainer_state.run_id {run_id!r} is not a run id.")
+    scale = state.get("target_scale")
+    if scale is not None:
+        values = [scale.get(k) for k in ("mean", "std")] if isinstance(scale, dict) else []
+        finite = [isinstance(v, int | float) and math.isfinite(v) for v in values]
+        if len(values) != 2 or not all(finite) or not values[1]:
+            raise CheckpointError(
+                f"{path}: target_scale {scale} is not finite with a non-zero std: it was not "
+                "written by this project's trainer. Train again."
+            )
+    if state.get("feature_scale") is not None:
+        check_scaling(state["feature_scale"], f"{path}: feature_scale", CheckpointError)
+
+
+def check_scaling(stats: dict[str, Any], where: str, error: type[Exception]) -> None:
+    """``offset`` and ``scale`` are finite, and no ``scale`` is 0 (inputs are divided by it)."""
+    import math
+
+    features = (stats.get("features") or []) if isinstance(stats, dict) else []
+    for key in ("offset", "scale"):
+        values = stats.get(key) if isinstance(stats, dict) else None
+        if not isinstance(values, list) or len(values) != len(features):
+            raise error(f"{where} has no {key} per feature; prepare the data again.")
+        for feature, value in zip(features, values, strict=True):
+            bad = not isinstance(value, int | float) or not math.isfinite(value)
+            if bad or (key == "scale" and value == 0):
+                raise error(
+                    f"{where}: the {key} of feature {feature!r} is {value!r}; inputs are "
+                    "scaled as (raw - offset) / scale, so it must be finite and the scale "
+                    "non-zero. Prepare the data again (python -m <package>.data.prepare) and "
+                    "retrain."
+                )
+
+
+def _leaves(tree: Any, prefix: str):
+    """``(dotted key, value)`` of every entry of nested dicts and lists, containers included."""
+    if isinstance(tree, dict):
+        items = [(f"{prefix}.{key}", value) for key, value in tree.items()]
+    elif isinstance(tree, list):
+        items = [(f"{prefix}[{index}]", value) for index, value in enumerate(tree)]
+    else:
+        items = []
+    for where, value in items:
+        yield where, value
+        yield from _leaves(value, where)
 
 
 def restore_model(state: dict[str, Any], path: Path, accelerator: str):
@@ -78,6 +204,7 @@ def restore_model(state: dict[str, Any], path: Path, accelerator: str):
 
     use_cuda = accelerator != "cpu" and torch.cuda.is_available()
     device = torch.device("cuda" if use_cuda else "cpu")
+    check_checkpoint(state, path)  # whoever calls this: only the project's own models
     model = build_model(OmegaConf.create(state["config"]))
     try:
         model.load_state_dict(state["model"])
@@ -279,6 +406,7 @@ def load_stats(processed_dir: str | Path, features: list[str]) -> dict[str, list
             f"{path} describes the features {stats.get('features')}, not those of the schema "
             f"({features}): prepare the data again."
         )
+    check_scaling(stats, str(path), DataValidationError)
     return stats
 
 

@@ -37,6 +37,7 @@ def main(cfg: DictConfig) -> None:
     logger = None
     try:
         require_prepared(cfg.paths.processed_dir)  # before a tracking run reads the splits
+        warn_if_not_servable(cfg)
         ctx = distributed.setup(cfg.trainer.accelerator)
         output_dir = run_dir(cfg, distributed)
         if ctx.is_main:  # one tracking run per job; a resumed job continues its run
@@ -74,14 +75,18 @@ def keep_resolved_config(cfg: DictConfig) -> None:
     Hydra keeps it in its own run folder; a run with ``paths.output_dir`` elsewhere (the
     pipeline's ``outputs/pipeline``) keeps its checkpoints there, and the config they came from
     beside them. Written once the settings are checked: a config error leaves nothing behind.
+    Secrets masked, as everywhere the config is written (``tracking/run_info.py``).
     """
     if not cfg.paths.output_dir:
         return
     from omegaconf import OmegaConf
 
+    from .tracking.run_info import mask_config
+
     folder = Path(cfg.paths.output_dir) / ".hydra"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
+    config = OmegaConf.create(mask_config(OmegaConf.to_container(cfg, resolve=True)))
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(config), encoding="utf-8")
 
 
 def run_dir(cfg: DictConfig, distributed) -> Path:
@@ -145,6 +150,22 @@ def record_outputs(cfg: DictConfig, output_dir: Path, logger) -> None:
     if not cfg.trainer.fast_dev_run:  # one step has no curve (and matplotlib costs a second)
         record_curves(logger, output_dir)
     record(logger, output_dir, cfg)
+
+
+def warn_if_not_servable(cfg: DictConfig) -> None:
+    """A warning, before training, when predict, evaluate and export will refuse the model:
+    they rebuild only the classes ``models/__init__.py`` exports (``inference.model_classes``)."""
+    from .inference import model_classes
+
+    target = cfg.model.get("_target_")
+    if target not in model_classes():
+        print(
+            f"train: warning: model._target_={target} is not exported by src/<package>/models/"
+            "__init__.py (__all__), so evaluate, predict and export will refuse its "
+            "checkpoints: a checkpoint may only rebuild the project's own models. Export the "
+            "class there (docs: add a model).",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

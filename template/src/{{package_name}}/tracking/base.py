@@ -41,10 +41,12 @@ def open_logger(config: Any, run_id: str | None, command: str) -> "Logger":
             raise cause from None
     logger = instantiate(config)
     logger.set_tags({"continues_run_id": run_id})
+    from .run_info import mask_text
+
     print(
-        f"{command}: note: {cause}, so this is recorded in a new run, {logger.run_id} (tagged "
-        f"continues_run_id={run_id}). To add to the original run instead, point "
-        "logger.tracking_uri at the store it was tracked to.",
+        f"{command}: note: {mask_text(str(cause))}, so this is recorded in a new run, "
+        f"{logger.run_id} (tagged continues_run_id={run_id}). To add to the original run "
+        "instead, point logger.tracking_uri at the store it was tracked to.",
         file=sys.stderr,
     )
     return logger

@@ -9,9 +9,12 @@ def fail(command: str, message: str, code: int) -> None:
     The paragraph is one line, never hard-wrapped: a wrap at a fixed width splits a path or the
     words around it at a place that depends on the path's length, so the message could not be
     searched for (or grepped by a test) reliably. Terminals wrap long lines themselves. A table
-    that follows the first line (failing data checks) is printed as it is.
+    that follows the first line (failing data checks) is printed as it is. Secrets in it (a
+    password in a URL, ``api_token=...``) are masked (``tracking/run_info.py``).
     """
-    print(f"{command}: error: {message}", file=sys.stderr)
+    from ..tracking.run_info import mask_text
+
+    print(f"{command}: error: {mask_text(message)}", file=sys.stderr)
     raise SystemExit(code)
 
 

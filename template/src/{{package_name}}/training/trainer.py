@@ -35,6 +35,7 @@ from .. import settings
 from ..data.datasets import load_split, num_features
 from ..data.schemas import is_classification
 from ..tracking.base import Logger, NullLogger
+from ..tracking.run_info import mask_config
 from . import checkpoint, distributed, loading
 from . import precision as amp
 from .errors import CheckpointError, ConfigError, NonFiniteLossError
@@ -211,7 +212,7 @@ def fit(
             "scaler": scaler.state_dict(),
             "trainer_state": asdict(state),
             "rng": distributed.gather_objects(checkpoint.rng_state()),
-            "config": OmegaConf.to_container(cfg, resolve=True),
+            "config": mask_config(OmegaConf.to_container(cfg, resolve=True)),  # no secrets
             "world_size": ctx.world_size,
             "target_scale": target_scale,
             "feature_scale": feature_scale,

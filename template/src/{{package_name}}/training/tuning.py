@@ -31,6 +31,7 @@ from omegaconf.errors import OmegaConfBaseException
 from optuna.trial import TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..tracking.run_info import mask_text
 from .errors import TrainingError
 from .trainer import fit
 
@@ -331,7 +332,8 @@ def _open_parent(cfg: DictConfig, study: optuna.Study) -> Any:
     """The search's own run, reopened when this study already has one in this tracking store."""
     if "logger" not in cfg or not _nests(cfg.logger):
         return None
-    key = f"tracking_run:{cfg.logger.get('tracking_uri')}"
+    # Kept in the study's storage: the URI without its password (tracking/run_info.py).
+    key = f"tracking_run:{mask_text(str(cfg.logger.get('tracking_uri')))}"
     run_id = study.user_attrs.get(key)
     kwargs = {"run_id": run_id} if run_id else {"run_name": f"search-{study.study_name}"}
     parent = instantiate(cfg.logger, **kwargs)
