@@ -109,17 +109,26 @@ def run_dir(cfg: DictConfig, distributed) -> Path:
 
 
 def resumed_state(cfg: DictConfig, output_dir: Path) -> dict:
-    """The trainer state kept in the checkpoint this run resumes from (empty when starting)."""
+    """The trainer state kept in the checkpoint this run resumes from (empty when starting).
+
+    A changed config the resume cannot honour is refused here, before the tracking run is
+    reopened (and marked failed), as well as in the trainer (``training/resume.py``).
+    """
     if cfg.ckpt_path is None:
         return {}
     import warnings
 
-    from .training import checkpoint
+    from omegaconf import OmegaConf
+
+    from .training import checkpoint, resume
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the trainer reports unreadable checkpoints itself
         resumed = checkpoint.resolve(cfg.ckpt_path, output_dir / "checkpoints")
-    return resumed[0]["trainer_state"] if resumed else {}
+    if not resumed:
+        return {}
+    resume.check(resumed[0].get("config"), OmegaConf.to_container(cfg, resolve=True), resumed[1])
+    return resumed[0]["trainer_state"]
 
 
 def open_run(cfg: DictConfig, output_dir: Path):

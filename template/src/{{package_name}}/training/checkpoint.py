@@ -79,7 +79,7 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
+def link_or_copy(source: Path, target: Path) -> None:
     """Make ``target`` name ``source``'s content, atomically (a hard link where possible)."""
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.unlink(missing_ok=True)
@@ -102,7 +102,7 @@ def save(state: dict[str, Any], folder: Path, step: int, keep_last: int) -> Path
     """Write ``step-<step>.pt``, point ``last.pt`` at it, then remove the older step files."""
     path = folder / f"step-{step}.pt"
     atomic_save(state, path)
-    _link_or_copy(path, folder / "last.pt")
+    link_or_copy(path, folder / "last.pt")
     for old in step_files(folder)[max(keep_last, 1) :]:
         old.unlink(missing_ok=True)
     return path
