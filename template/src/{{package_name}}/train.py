@@ -5,8 +5,9 @@ or on each of M machines ``torchrun --nnodes M --nproc_per_node N --rdzv-backend
 --rdzv-endpoint HOST:PORT --rdzv-id JOB -m <package>.train paths.output_dir=SHARED/run``.
 
 Exit codes: 0 success; 2 bad config (every key is checked first, ``settings.py``; a misspelled
-key or option too, ``config.entry_point``); 3 missing or unusable checkpoint; 4 non-finite loss;
-5 missing or invalid data (unprepared data is found before a tracking run opens); 6 the
+key or option too, ``config.entry_point``); 3 missing or unusable checkpoint, or a resume under
+a config it cannot honour (``training/resume.py``); 4 non-finite loss or weights; 5 missing
+or invalid data (unprepared data is found before a tracking run opens); 6 the
 tracking server cannot be reached (checked before training starts); 128 + N stopped by signal N
 (SIGTERM, SIGUSR1) after saving a checkpoint: resume with ``ckpt_path=last
 paths.output_dir=<the run's folder>``.

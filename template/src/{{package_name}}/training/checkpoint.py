@@ -4,7 +4,9 @@ A checkpoint is a plain dict saved with ``torch.save`` and loadable with
 ``torch.load(path, weights_only=True)``: ``model``, ``optimizer``, ``scheduler``, ``scaler``,
 ``trainer_state`` (step, epoch, position in the epoch, best metric, early-stopping counter, the
 tracking run id), ``rng`` (python, numpy, torch and CUDA generator states, one entry per rank),
-``config`` (the resolved config as plain containers) and ``world_size``.
+``config`` (the resolved config as plain containers; a resume compares it with its own,
+``resume.py``), ``world_size`` and ``train_log`` (the loss window in progress and the last
+logged metrics, so that a resumed run reports what the whole run would have).
 
 Files in ``<output_dir>/checkpoints/``: ``step-N.pt`` (the newest ``keep_last`` are kept),
 ``last.pt`` (the newest of them) and ``best.pt`` (the best validation so far). Every file is
