@@ -200,6 +200,12 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "tests/test_health.py",
         "tests/training_helpers.py",
     }
+    # guards against training silently wrong (divergence, resume under a changed config)
+    files |= {
+        f"{pkg}/training/divergence.py",
+        f"{pkg}/training/resume.py",
+        "tests/test_training_guards.py",
+    }
     # tuning
     search = {
         "image_classification": "digits_cnn",

@@ -14,10 +14,11 @@ it allows and the value it got. Keys a config does not have are not checked (a m
 optimizer of your own may take other arguments).
 """
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .training.errors import ConfigError
@@ -56,24 +57,36 @@ def integer(minimum: int | None = None, *, nullable: bool = False) -> Check:
 
 
 def number(
-    *, above: float | None = None, minimum: float | None = None, nullable: bool = False
+    *,
+    above: float | None = None,
+    minimum: float | None = None,
+    below: float | None = None,
+    maximum: float | None = None,
+    nullable: bool = False,
 ) -> Check:
-    """A number (int or float) greater than ``above`` or at least ``minimum``; or null."""
-    allowed = "a number"
-    if above is not None:
-        allowed += f" > {above}"
-    if minimum is not None:
-        allowed += f" >= {minimum}"
+    """A finite number (int or float) in the bounds given (``above``/``below`` exclusive,
+    ``minimum``/``maximum`` inclusive); or null. Infinity is refused: an infinite rate, clip
+    or threshold turns the first step's weights into NaN or switches a check off unseen."""
+    bounds = [
+        f"{sign} {bound}"
+        for sign, bound in ((">", above), (">=", minimum), ("<", below), ("<=", maximum))
+        if bound is not None
+    ]
+    allowed = "a number" + (f" {' and '.join(bounds)}" if bounds else "")
     allowed = f"null or {allowed}" if nullable else allowed
 
     def check(value: Any, key: str) -> Any:
         if value is None and nullable:
             return value
+        if _is_number(value) and math.isinf(value):
+            raise _refuse(key, f"{allowed} (finite)", value)
         if (
             not _is_number(value)
             or value != value  # NaN
             or (above is not None and not value > above)
             or (minimum is not None and not value >= minimum)
+            or (below is not None and not value < below)
+            or (maximum is not None and not value <= maximum)
         ):
             raise _refuse(key, allowed, value)
         return value
@@ -101,6 +114,24 @@ def boolean(value: Any, key: str) -> bool:
 
 
 positive_int = integer(1)
+
+
+def max_steps(value: Any, key: str) -> Any:
+    """-1 (no limit) or a number of steps >= 1: 0 would write the metrics of an untrained model."""
+    if _is_int(value) and (value == -1 or value >= 1):
+        return value
+    raise _refuse(key, "-1 (no limit) or an integer >= 1", value)
+
+
+def betas(value: Any, key: str) -> Any:
+    """Adam's two decay rates, each in [0, 1)."""
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(_is_number(b) and 0.0 <= b < 1.0 for b in value)
+    ):
+        return value
+    raise _refuse(key, "two numbers in [0, 1)", value)
 
 
 def batch_limit(value: Any, key: str) -> Any:
@@ -153,9 +184,19 @@ def health(value: Any, key: str = "trainer.health") -> dict[str, Any]:
         kind = bool if isinstance(default, bool) else (int, float)
         if isinstance(got, bool) is not (kind is bool) or not isinstance(got, kind):
             raise ConfigError(f"{key}.{name} must be like {default!r}, got {got!r}.")
-        if kind is not bool and got < 0:
-            raise ConfigError(f"{key}.{name} must not be negative, got {got!r}.")
+        least = HEALTH_MINIMA.get(name, 0)
+        if kind is not bool and not got >= least:  # NaN too
+            allowed = f"be a number >= {least}" if least else "not be negative"
+            raise ConfigError(f"{key}.{name} must {allowed}, got {got!r}.")
+        if name in HEALTH_FRACTIONS and got > 1:
+            raise ConfigError(f"{key}.{name} must be a fraction in [0, 1], got {got!r}.")
     return settings
+
+
+# Health settings with a floor above 0 (a zero measuring period or loss window means none), and
+# the shares, which are at most 1.
+HEALTH_MINIMA = {"every_n_steps": 1, "plateau_window": 1}
+HEALTH_FRACTIONS = ("dead_fraction", "plateau_min_progress")
 
 
 #: Every key the training loop reads (``train`` and ``tune`` check them all).
@@ -164,10 +205,20 @@ TRAINING: dict[str, Check] = {
     "data.batch_size": positive_int,
     "data.num_workers": integer(0),
     "optimizer.lr": number(above=0),
+    # The optimizers' own arguments (torch.optim refuses some of them only once training starts).
+    "optimizer.weight_decay": number(minimum=0),
+    "optimizer.momentum": number(minimum=0),
+    "optimizer.dampening": number(minimum=0),
+    "optimizer.eps": number(above=0),
+    "optimizer.betas": betas,
+    # A negative minimum ratio makes the rate negative at the end: gradient ascent.
+    "scheduler.warmup_steps": integer(0),
+    "scheduler.min_lr_ratio": number(minimum=0, maximum=1),
+    "data.num_classes": integer(2, nullable=True),
     "trainer.accelerator": one_of(*ACCELERATORS),
     "trainer.precision": one_of(*PRECISIONS),
     "trainer.max_epochs": positive_int,
-    "trainer.max_steps": integer(-1),
+    "trainer.max_steps": max_steps,
     "trainer.accumulate_grad_batches": positive_int,
     "trainer.gradient_clip_val": number(above=0, nullable=True),
     "trainer.deterministic": boolean,
@@ -189,13 +240,19 @@ TRAINING: dict[str, Check] = {
     "trainer.enable_progress_bar": boolean,
     "trainer.health": health,
     "checkpoint.every_n_steps": integer(1, nullable=True),
-    "checkpoint.keep_last": integer(0),
+    "checkpoint.keep_last": integer(1),
+}
+
+#: The search's own keys (``tune``; the search space is checked by Optuna as it samples).
+TUNING: dict[str, Check] = {
+    "hparams_search.n_trials": positive_int,
+    "hparams_search.heartbeat_interval": number(above=0, nullable=True),
 }
 
 #: The keys each command reads (``export`` reads none of these: its model runs on the CPU).
 COMMANDS: Mapping[str, dict[str, Check]] = {
     "train": TRAINING,
-    "tune": TRAINING,
+    "tune": {**TRAINING, **TUNING},
     "evaluate": {"seed": integer(), "trainer.accelerator": one_of(*ACCELERATORS)},
     "predict": {"batch_size": positive_int, "trainer.accelerator": one_of(*ACCELERATORS)},
     "export": {},
@@ -213,7 +270,7 @@ def check(cfg: DictConfig, command: str) -> None:
             continue
         if value is _ABSENT:
             continue
-        if isinstance(value, DictConfig):
+        if isinstance(value, (DictConfig, ListConfig)):
             value = OmegaConf.to_container(value, resolve=True)
         try:
             rule(value, key)

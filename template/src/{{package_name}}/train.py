@@ -5,8 +5,9 @@ or on each of M machines ``torchrun --nnodes M --nproc_per_node N --rdzv-backend
 --rdzv-endpoint HOST:PORT --rdzv-id JOB -m <package>.train paths.output_dir=SHARED/run``.
 
 Exit codes: 0 success; 2 bad config (every key is checked first, ``settings.py``; a misspelled
-key or option too, ``config.entry_point``); 3 missing or unusable checkpoint; 4 non-finite loss;
-5 missing or invalid data (unprepared data is found before a tracking run opens); 6 the
+key or option too, ``config.entry_point``); 3 missing or unusable checkpoint, or a resume under
+a config it cannot honour (``training/resume.py``); 4 non-finite loss or weights; 5 missing
+or invalid data (unprepared data is found before a tracking run opens); 6 the
 tracking server cannot be reached (checked before training starts); 128 + N stopped by signal N
 (SIGTERM, SIGUSR1) after saving a checkpoint: resume with ``ckpt_path=last
 paths.output_dir=<the run's folder>``.
@@ -114,17 +115,26 @@ def run_dir(cfg: DictConfig, distributed) -> Path:
 
 
 def resumed_state(cfg: DictConfig, output_dir: Path) -> dict:
-    """The trainer state kept in the checkpoint this run resumes from (empty when starting)."""
+    """The trainer state kept in the checkpoint this run resumes from (empty when starting).
+
+    A changed config the resume cannot honour is refused here, before the tracking run is
+    reopened (and marked failed), as well as in the trainer (``training/resume.py``).
+    """
     if cfg.ckpt_path is None:
         return {}
     import warnings
 
-    from .training import checkpoint
+    from omegaconf import OmegaConf
+
+    from .training import checkpoint, resume
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the trainer reports unreadable checkpoints itself
         resumed = checkpoint.resolve(cfg.ckpt_path, output_dir / "checkpoints")
-    return resumed[0]["trainer_state"] if resumed else {}
+    if not resumed:
+        return {}
+    resume.check(resumed[0].get("config"), OmegaConf.to_container(cfg, resolve=True), resumed[1])
+    return resumed[0]["trainer_state"]
 
 
 def open_run(cfg: DictConfig, output_dir: Path):

@@ -4,7 +4,9 @@ A checkpoint is a plain dict saved with ``torch.save`` and loadable with
 ``torch.load(path, weights_only=True)``: ``model``, ``optimizer``, ``scheduler``, ``scaler``,
 ``trainer_state`` (step, epoch, position in the epoch, best metric, early-stopping counter, the
 tracking run id), ``rng`` (python, numpy, torch and CUDA generator states, one entry per rank),
-``config`` (the resolved config as plain containers) and ``world_size``.
+``config`` (the resolved config as plain containers; a resume compares it with its own,
+``resume.py``), ``world_size`` and ``train_log`` (the loss window in progress and the last
+logged metrics, so that a resumed run reports what the whole run would have).
 
 Files in ``<output_dir>/checkpoints/``: ``step-N.pt`` (the newest ``keep_last`` are kept),
 ``last.pt`` (the newest of them) and ``best.pt`` (the best validation so far). Every file is
@@ -79,7 +81,7 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
+def link_or_copy(source: Path, target: Path) -> None:
     """Make ``target`` name ``source``'s content, atomically (a hard link where possible)."""
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.unlink(missing_ok=True)
@@ -102,7 +104,7 @@ def save(state: dict[str, Any], folder: Path, step: int, keep_last: int) -> Path
     """Write ``step-<step>.pt``, point ``last.pt`` at it, then remove the older step files."""
     path = folder / f"step-{step}.pt"
     atomic_save(state, path)
-    _link_or_copy(path, folder / "last.pt")
+    link_or_copy(path, folder / "last.pt")
     for old in step_files(folder)[max(keep_last, 1) :]:
         old.unlink(missing_ok=True)
     return path

@@ -36,9 +36,9 @@ from ..data.datasets import load_split, num_features
 from ..data.schemas import is_classification
 from ..tracking.base import Logger, NullLogger
 from ..tracking.run_info import mask_config
-from . import checkpoint, distributed, loading
+from . import checkpoint, distributed, divergence, loading, resume
 from . import precision as amp
-from .errors import CheckpointError, ConfigError, NonFiniteLossError
+from .errors import CheckpointError, ConfigError
 from .health import HealthMonitor
 from .sampling import EpochBatchSampler, ShardBatchSampler
 
@@ -186,11 +186,7 @@ def fit(
                 "differ, so the resume would not be exact. Resume with the same number of "
                 "processes, or start a new run (ckpt_path=null) and load the weights yourself."
             )
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        if saved.get("scaler") and scaler.is_enabled():
-            scaler.load_state_dict(saved["scaler"])
+        _load_state(saved, path, cfg, model, optimizer, scheduler, scaler)
         state = TrainerState(**saved["trainer_state"])
         if getattr(logger, "run_id", None):  # the run continued (or a new one: open_logger)
             state.run_id = logger.run_id
@@ -216,14 +212,25 @@ def fit(
             "world_size": ctx.world_size,
             "target_scale": target_scale,
             "feature_scale": feature_scale,
+            # What metrics.json and the next log need: a resumed run reports what the whole
+            # run would have (the loss window spans the interruption; one entry per rank).
+            "train_log": {
+                "loss_sum": distributed.gather_objects(window_loss.item()),
+                "batches": window_batches,
+                "metrics": train_metrics,
+                "val_step": val_step,
+                "val_metrics": val_metrics,
+            },
         }
 
     def save() -> Path | None:
-        _check_finite(window_loss, state.global_step, ctx)  # never save a diverged model
+        guard.check_loss(window_loss, state.global_step)  # never save a diverged model
+        guard.check_state(model, optimizer, state.global_step)
         snap = snapshot()
         path = None
         if ctx.is_main:
             path = checkpoint.save(snap, ckpt_dir, state.global_step, cfg.checkpoint.keep_last)
+        guard.saved(path)
         distributed.barrier()
         return path
 
@@ -237,9 +244,15 @@ def fit(
     settings.one_of("min", "max")(monitor.mode, "trainer.early_stopping.mode")
     sign = 1.0 if monitor.mode == "min" else -1.0
     window_loss = torch.zeros((), device=device)
+    guard = divergence.Guard(ckpt_dir, ctx)  # NaN checks; sets aside what diverged
     window_batches, window_start = 0, time.perf_counter()
     val_metrics: dict[str, float] = {}
     train_metrics: dict[str, float] = {}
+    if resumed is not None and "train_log" in resumed[0]:
+        kept = resumed[0]["train_log"]
+        window_loss.fill_(kept["loss_sum"][ctx.rank])
+        window_batches, train_metrics = kept["batches"], dict(kept["metrics"])
+        val_step, val_metrics = kept["val_step"], dict(kept["val_metrics"])
     bar = _progress(total_steps, state.global_step, ctx.is_main and t.enable_progress_bar)
     health = HealthMonitor(  # gradients, updates, dead units, loss trends: see health.py
         model,
@@ -313,8 +326,7 @@ def fit(
                     logged = [window_loss] if grad_norm is None else [window_loss, grad_norm]
                     values = torch.stack([value.float() for value in logged]).tolist()
                     elapsed = time.perf_counter() - window_start
-                    if not math.isfinite(values[0]):
-                        raise _nonfinite(state.global_step)
+                    guard.check_logged(values[0], state.global_step)
                     rows = window_batches * ctx.world_size  # every rank runs as many batches
                     train_metrics = {
                         "train/loss": values[0] / rows,
@@ -355,7 +367,8 @@ def fit(
                             0,
                         )
                         if save_checkpoints:
-                            _check_finite(window_loss, state.global_step, ctx)
+                            guard.check_loss(window_loss, state.global_step)
+                            guard.check_state(model, optimizer, state.global_step)
                             snap = snapshot()
                             if ctx.is_main:
                                 checkpoint.save_best(snap, ckpt_dir)
@@ -385,7 +398,8 @@ def fit(
 
     if bar is not None:
         bar.close()
-    _check_finite(window_loss, state.global_step, ctx)
+    guard.check_loss(window_loss, state.global_step)
+    guard.check_state(model, optimizer, state.global_step)  # no metrics.json of NaN weights
     health.finish(state.global_step)  # history.json, last grid, warnings recalled in the log
 
     # ---- final validation and test, with the best weights ---------------------------------
@@ -566,19 +580,35 @@ def _keep_going(state: TrainerState, max_epochs: int, max_steps: int) -> bool:
     return max_steps < 0 or state.global_step < max_steps
 
 
-def _check_finite(loss_sum: torch.Tensor, step: int, ctx: distributed.Context) -> None:
-    if distributed.any_rank(not torch.isfinite(loss_sum).item(), ctx.device):
-        raise _nonfinite(step)
-
-
-def _nonfinite(step: int) -> NonFiniteLossError:
-    return NonFiniteLossError(
-        f"the training loss became NaN or infinite by step {step}, so training stopped "
-        "before saving the diverged weights. Usual causes: a learning rate too high (lower "
-        "optimizer.lr or add warmup), no gradient clipping (trainer.gradient_clip_val), "
-        "fp16 overflow (use trainer.precision=bf16-mixed or 32), or bad values in the data. "
-        "The last good checkpoint, if any, is in <output_dir>/checkpoints/."
-    )
+def _load_state(
+    saved: dict[str, Any],
+    path: Path,
+    cfg: DictConfig,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: Any,
+) -> None:
+    """Load a checkpoint's states, after comparing its config with this one (``resume.py``)."""
+    current = OmegaConf.to_container(cfg, resolve=True)
+    applied = resume.check(saved.get("config"), current, path)  # type: ignore[arg-type]
+    try:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        if saved.get("scaler") and scaler.is_enabled():
+            scaler.load_state_dict(saved["scaler"])
+    except (RuntimeError, ValueError, KeyError) as error:
+        first = str(error).strip().splitlines()[0]
+        raise CheckpointError(
+            f"{path} does not fit this run's model or optimizer ({first}). Resume with the "
+            "config it was trained with, or start a new run (ckpt_path=null)."
+        ) from None
+    lrs = [resume.flatten(c).get("optimizer.lr") for c in (saved.get("config") or {}, current)]
+    if all(isinstance(lr, (int, float)) and lr > 0 for lr in lrs) and lrs[0] != lrs[1]:
+        resume.apply_lr(optimizer, scheduler, *lrs)
+    for line in applied:
+        log.warning(line)
 
 
 def _positive_int(value: Any, name: str) -> int:
