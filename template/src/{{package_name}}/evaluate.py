@@ -31,8 +31,8 @@ def main(cfg: DictConfig) -> None:
     logger = None
     status = "FAILED"
     try:
-        require_validated(cfg)  # the data it scores passed validation, these very files
         loaded = load_checkpoint(cfg.ckpt_path)
+        require_validated(cfg)  # the data it scores passed validation, these very files
         # Reopen the training run when the checkpoint knows it, so its metrics sit together
         # (in a new run, with a note, when this store does not hold it: tracking/base.py).
         run_id = (loaded[0].get("trainer_state") or {}).get("run_id")
