@@ -174,6 +174,18 @@ def record_path(processed_dir: str | Path) -> Path:
     return processed_dir.with_name(f"{processed_dir.name}.validation.json")
 
 
+def checked_settings(cfg: DictConfig) -> dict:
+    """The settings the checks ran with: a record made with looser ones does not count."""
+    data = cfg.data
+    return {
+        "data.name": data.name,
+        "data.drift": OmegaConf.to_container(data.drift, resolve=True),
+        "data.max_duplicate_share": float(
+            data.get("max_duplicate_share", DEFAULT_MAX_DUPLICATE_SHARE)
+        ),
+    }
+
+
 def _summary(failure: Failure) -> str:
     return f"{failure.check} ({failure.table}, {failure.column})"
 
@@ -189,6 +201,7 @@ def check_and_record(cfg: DictConfig) -> Validation:
         "passed": not result.failures,
         "md5": md5,
         "files": result.files,
+        "settings": checked_settings(cfg),
         "failed_checks": [_summary(f) for f in result.failures],
         "report": str(report),
     }
@@ -242,6 +255,15 @@ def require_validated(cfg: DictConfig) -> str:
             f"validation has not been run on THIS data: {', '.join(changed) or 'the files'} in "
             f"{processed_dir} changed since validate checked them (validated md5 {validated}, "
             f"now {md5}). Run {command} again; only data that passed validation is used."
+        )
+    settings = checked_settings(cfg)
+    if record.get("settings") != settings:
+        known = record.get("settings") or {}
+        differ = [k for k in settings if known.get(k) != settings[k]]
+        raise DataValidationError(
+            f"the data in {processed_dir} was validated with other settings than this run's "
+            + "; ".join(f"{k}: validated {known.get(k)!r}, now {settings[k]!r}" for k in differ)
+            + f". Run {command} with this run's settings."
         )
     if not record.get("passed"):
         checks = "; ".join(record.get("failed_checks") or ["unknown"])
