@@ -84,6 +84,18 @@ def check_settings(cfg: DictConfig, command: str) -> None:
 
     try:
         check(cfg, command)
+    except ConfigError as error:
+        _remove_empty_run_folder(command)
+        fail(command, str(error), error.exit_code)
+    check_output_folders(cfg, command)
+
+
+def check_output_folders(cfg: DictConfig, command: str) -> None:
+    """The folders ``command`` writes into (``OUTPUT_FOLDERS``) can be written: else exit 2, as
+    for any config error, leaving nothing behind."""
+    from .training.errors import ConfigError
+
+    try:
         for key in OUTPUT_FOLDERS.get(command, ()):
             check_writable(OmegaConf.select(cfg, key), key)
     except ConfigError as error:
@@ -97,6 +109,7 @@ OUTPUT_FOLDERS = {
     "train": ("paths.output_dir",),
     "tune": ("hparams_search.output_dir",),
     "evaluate": ("paths.reports_dir",),
+    "validate": ("paths.reports_dir",),
 }
 
 
