@@ -91,11 +91,13 @@ class Bench:
         from my_dl_project.config import compose
         from my_dl_project.data.datasets import load_split
         from my_dl_project.data.prepare import prepare
+        from my_dl_project.data.validate import check_and_record
 
         self.args, self.project, self.root = args, project, root
         self.device = torch.device(args.device)
         self.data_overrides = [f"paths.data_dir={root}/data", f"paths.reports_dir={root}/reports"]
         prepare(compose(self.data_overrides))
+        check_and_record(compose(self.data_overrides))  # the train command uses validated data only
         self.overrides = [
             *self.data_overrides,
             "logger=none",

@@ -164,6 +164,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "tests/conftest.py",
         "tests/test_data.py",
         "tests/test_data_validation.py",
+        "tests/test_data_integrity.py",
     }
     if answers["use_dvc"]:
         files |= {".dvcignore", "dvc.yaml"}

@@ -65,6 +65,7 @@ def test_add_model_commands_work_on_the_pages_own_example_model(default_project,
     assert [c[-1] for c in commands] == ["debug=fast_dev_run", "debug=overfit_batches"]
     env = {"PYTHONPATH": str(project / "src")}
     run([sys.executable, "-m", f"{pkg}.data.prepare"], cwd=project, **env)
+    run([sys.executable, "-m", f"{pkg}.data.validate"], cwd=project, **env)  # train needs it
     for command in commands:
         assert command[:3] == ["python", "-m", "<package>.train"]
         # As documented, shortened (a few epochs) and kept out of the tracking store.

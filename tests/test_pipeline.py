@@ -68,7 +68,7 @@ def test_dvc_pipeline_runs_offline_and_versions_the_data(default_project, tmp_pa
     run(["git", "add", "--all"], cwd=project)
     run(["git", "commit", "--quiet", "-m", "data"], cwd=project, **env)
 
-    # The data version the tracking code records is DVC's md5 of data/processed.
+    # The data version the tracking code records, the md5 of the files, equals DVC's after repro.
     lock = yaml.safe_load((project / "dvc.lock").read_text())
     md5 = next(o["md5"] for o in lock["stages"]["prepare"]["outs"] if o["path"] == "data/processed")
     version = run(
@@ -80,7 +80,8 @@ def test_dvc_pipeline_runs_offline_and_versions_the_data(default_project, tmp_pa
         cwd=project,
         **env,
     )
-    assert md5 in version.stdout and md5.endswith(".dir")
+    assert f"'md5': '{md5}'" in version.stdout and md5.endswith(".dir")
+    assert "'matches_dvc_lock': True" in version.stdout
 
     # push, lose the cache and the data, pull them back.
     run([DVC, "push"], cwd=project, **env)

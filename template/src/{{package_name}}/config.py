@@ -87,6 +87,55 @@ def check_settings(cfg: DictConfig, command: str) -> None:
     except ConfigError as error:
         _remove_empty_run_folder(command)
         fail(command, str(error), error.exit_code)
+    check_output_folders(cfg, command)
+
+
+def check_output_folders(cfg: DictConfig, command: str) -> None:
+    """The folders ``command`` writes into (``OUTPUT_FOLDERS``) can be written: else exit 2, as
+    for any config error, leaving nothing behind."""
+    from .training.errors import ConfigError
+
+    try:
+        for key in OUTPUT_FOLDERS.get(command, ()):
+            check_writable(OmegaConf.select(cfg, key), key)
+    except ConfigError as error:
+        _remove_empty_run_folder(command)
+        fail(command, str(error), error.exit_code)
+
+
+#: The folders each command writes into: checked with the settings, before data is read, a
+#: tracking run opens or training starts, so that an unwritable one is a config error (exit 2).
+OUTPUT_FOLDERS = {
+    "train": ("paths.output_dir",),
+    "tune": ("hparams_search.output_dir",),
+    "evaluate": ("paths.reports_dir",),
+    "validate": ("paths.reports_dir",),
+}
+
+
+def check_writable(folder: Any, key: str) -> None:
+    """Raise ``ConfigError`` naming ``key``, the folder and the cause, unless a file can be
+    made in ``folder`` (or in its nearest existing parent, where it would be created)."""
+    import tempfile
+
+    from .training.errors import ConfigError
+
+    if folder is None or folder == "":
+        return
+    path = Path(str(folder))
+    existing = next(p for p in [path, *path.parents] if p.exists() or p == Path(p.anchor or "."))
+    if not existing.is_dir():
+        raise ConfigError(
+            f"{key}={folder} cannot be used: {existing} is a file, not a folder. Set {key} to "
+            "a folder this user can write to."
+        )
+    try:  # os.access says yes to root even on a read-only file system: try for real
+        os.rmdir(tempfile.mkdtemp(prefix=".writable-", dir=existing))
+    except OSError as error:
+        raise ConfigError(
+            f"{key}={folder} is not writable ({existing}: {error.strerror}). Set {key} to a "
+            "folder this user can write to."
+        ) from None
 
 
 def _remove_empty_run_folder(command: str) -> None:

@@ -24,6 +24,7 @@ def main(cfg: DictConfig) -> None:
     check_settings(cfg, "evaluate")  # before a checkpoint is read or a run opened
     # Imported here so that `--help` and config errors answer without importing torch.
     from .data.checks import DataValidationError
+    from .data.validate import require_validated
     from .tracking.base import TrackingError, open_logger
     from .training.errors import TrainingError
 
@@ -31,6 +32,7 @@ def main(cfg: DictConfig) -> None:
     status = "FAILED"
     try:
         loaded = load_checkpoint(cfg.ckpt_path)
+        require_validated(cfg)  # the data it scores passed validation, these very files
         # Reopen the training run when the checkpoint knows it, so its metrics sit together
         # (in a new run, with a note, when this store does not hold it: tracking/base.py).
         run_id = (loaded[0].get("trainer_state") or {}).get("run_id")
@@ -60,6 +62,7 @@ def evaluate(
     import numpy as np
     import pandas as pd
 
+    from .data.checks import read_processed
     from .data.datasets import load_split
     from .data.schemas import is_classification, schemas_for
     from .evaluation import distributions, importance, report, slices, suite
@@ -87,7 +90,7 @@ def evaluate(
     for name in ("val", "test"):
         dataset = load_split(trained.data, processed, name)
         x, y = dataset.tensors[0].numpy(), dataset.tensors[1].numpy()
-        frame = slices.in_raw_units(pd.read_parquet(processed / f"{name}.parquet"), scaling)
+        frame = slices.in_raw_units(read_processed(processed / f"{name}.parquet"), scaling)
         splits[name] = suite.Split(
             x=x, y=y if classification else y.ravel(), output=predict(x), frame=frame
         )

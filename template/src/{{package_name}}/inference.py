@@ -391,7 +391,7 @@ def _align_dtypes(frame, expected: dict) -> None:
 
 def load_stats(processed_dir: str | Path, features: list[str]) -> dict[str, list[float]]:
     """``offset`` and ``scale`` that ``prepare`` applied to the features (``stats.json``)."""
-    from .data.checks import DataValidationError
+    from .data.checks import DataValidationError, read_stats
 
     path = Path(processed_dir) / "stats.json"
     if not path.is_file():
@@ -400,7 +400,7 @@ def load_stats(processed_dir: str | Path, features: list[str]) -> dict[str, list
             "run `python -m <package>.data.prepare` (or `make prepare`), or point "
             "paths.processed_dir at the data the checkpoint was trained on."
         )
-    stats = json.loads(path.read_text(encoding="utf-8"))
+    stats = read_stats(path)  # a corrupt file: DataValidationError naming it (exit 5)
     if stats.get("features") != list(features):
         raise DataValidationError(
             f"{path} describes the features {stats.get('features')}, not those of the schema "

@@ -29,7 +29,7 @@ def main(cfg: DictConfig) -> None:
 
     # Imported here so that `--help` and config errors answer without importing torch.
     from .data.checks import DataValidationError
-    from .data.datasets import require_prepared
+    from .data.validate import require_validated
     from .tracking.base import TrackingError
     from .training import distributed
     from .training.errors import TrainingError
@@ -37,7 +37,7 @@ def main(cfg: DictConfig) -> None:
 
     logger = None
     try:
-        require_prepared(cfg.paths.processed_dir)  # before a tracking run reads the splits
+        require_validated(cfg)  # prepared, readable and passed validation, before a run opens
         warn_if_not_servable(cfg)
         ctx = distributed.setup(cfg.trainer.accelerator)
         output_dir = run_dir(cfg, distributed)

@@ -27,6 +27,7 @@ def main(cfg: DictConfig) -> None:
     from hydra.errors import InstantiationException
 
     from .data.checks import DataValidationError
+    from .data.validate import require_validated
     from .tracking.base import TrackingError
     from .training.errors import TrainingError
     from .training.trainer import Stopped
@@ -38,6 +39,7 @@ def main(cfg: DictConfig) -> None:
         return compose(config_name="tune", overrides=[*command_line, *overrides])
 
     try:
+        require_validated(cfg)  # every trial trains on data that passed validation
         study = search(cfg, compose_trial)
     except InstantiationException as error:  # Hydra wraps the logger's own error
         if isinstance(error.__cause__, TrackingError):

@@ -30,6 +30,53 @@ class DataValidationError(Exception):
     """Raised by the entry points when data fails its checks; the message is the report."""
 
 
+def rebuild_hint() -> str:
+    """The commands that write the processed data again, for messages about a broken file."""
+    package = __name__.split(".")[0]
+    return (
+        f"rebuild it with `make prepare` (python -m {package}.data.prepare), then check it with "
+        f"`make validate` (python -m {package}.data.validate)"
+    )
+
+
+def read_processed(path: str | Path) -> pd.DataFrame:
+    """A processed split, or a ``DataValidationError`` naming the file and how to rebuild it.
+
+    pyarrow raises several types (``ArrowInvalid``, ``OSError``) for a file that is empty,
+    truncated or not Parquet; every command that reads the splits reports it the same way.
+    """
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        raise
+    except Exception as error:
+        reason = " ".join(str(error).split())
+        raise DataValidationError(
+            f"{path} cannot be read as Parquet ({reason}): it is empty, truncated or not a "
+            f"Parquet file; {rebuild_hint()}."
+        ) from None
+
+
+def read_stats(path: str | Path) -> dict:
+    """``stats.json`` (the feature scaling prepare fitted), or a ``DataValidationError``."""
+    try:
+        stats = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError included
+        reason = " ".join(str(error).split())
+        raise DataValidationError(
+            f"{path} cannot be read as JSON ({reason}): it is empty, truncated or corrupt; "
+            f"{rebuild_hint()}."
+        ) from None
+    if not isinstance(stats, dict) or not {"features", "offset", "scale"} <= set(stats):
+        raise DataValidationError(
+            f"{path} does not hold the feature scaling prepare writes (features, offset and "
+            f"scale); {rebuild_hint()}."
+        )
+    return stats
+
+
 def _plain(value):
     """A JSON-friendly version of a failure case (numpy scalars, NaN and inf included)."""
     if isinstance(value, np.generic):
@@ -129,6 +176,63 @@ def overlapping_ids(splits: dict[str, pd.DataFrame]) -> list[Failure]:
     return failures
 
 
+def row_hashes(frame: pd.DataFrame, features: list[str]) -> pd.Series:
+    """One 64-bit hash per row of its feature values: the content, without the id or label."""
+    return pd.util.hash_pandas_object(frame[features], index=False)
+
+
+def duplicated_content(
+    splits: dict[str, pd.DataFrame], features: list[str], max_share: float
+) -> tuple[list[Failure], list[Failure]]:
+    """Rows with the same feature values: ``(failures, warnings)``.
+
+    Ids say nothing about content: a test row copied into train under a new id passes the id
+    check. So rows are compared by a hash of their feature values. A row of one split whose
+    features are in another split always fails, whatever its label: the model is then scored on
+    inputs it trained on. Within one split, repeated rows only weight some inputs more; real data
+    has a few (a sensor's idle reading, a blank image), so they are a warning up to
+    ``max_share`` of the split's rows (``data.max_duplicate_share``) and fail above it, where
+    they are more likely a join that fanned out or a file appended twice.
+    """
+    hashes = {name: row_hashes(frame, features) for name, frame in splits.items()}
+    failures, warnings = [], []
+    names = list(splits)
+    for i, first in enumerate(names):
+        seen = set(hashes[first])
+        for second in names[i + 1 :]:
+            shared = hashes[second].isin(seen).to_numpy()
+            if shared.any():
+                ids = splits[second]["id"].to_numpy()[shared]
+                failures.append(
+                    Failure(
+                        f"{first}+{second}",
+                        "<features>",
+                        "disjoint_content (same feature values in both splits; ids of "
+                        f"{second} rows)",
+                        [_plain(v) for v in ids[:5]],
+                        [int(r) for r in np.flatnonzero(shared)[:5]],
+                        int(shared.sum()),
+                    )
+                )
+    for name, frame in splits.items():
+        repeated = hashes[name].duplicated(keep="first").to_numpy()
+        if not repeated.any():
+            continue
+        share = float(repeated.mean())
+        too_many = share > max_share
+        failure = Failure(
+            name,
+            "<features>",
+            f"unique_content ({share:.1%} of rows repeat an earlier row's feature values; "
+            f"{'more than' if too_many else 'within'} data.max_duplicate_share={max_share:g})",
+            [_plain(v) for v in frame["id"].to_numpy()[repeated][:5]],
+            [int(r) for r in np.flatnonzero(repeated)[:5]],
+            int(repeated.sum()),
+        )
+        (failures if too_many else warnings).append(failure)
+    return failures, warnings
+
+
 def drift_failures(
     train: pd.DataFrame,
     other: pd.DataFrame,
@@ -211,7 +315,9 @@ def _shorten(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def write_report(path: Path, failures: list[Failure], checked: dict) -> None:
+def write_report(
+    path: Path, failures: list[Failure], checked: dict, warnings: list[Failure] = ()
+) -> None:
     """reports/validation.json: DVC tracks it as a metric, and the train stage depends on it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     report = {
@@ -219,5 +325,6 @@ def write_report(path: Path, failures: list[Failure], checked: dict) -> None:
         "failures": len(failures),
         "checked": checked,
         "details": [asdict(f) for f in failures],
+        "warnings": [asdict(f) for f in warnings],
     }
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

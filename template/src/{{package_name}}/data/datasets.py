@@ -8,12 +8,11 @@ schema on loading, so nothing trains on data that breaks it, whichever command s
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from omegaconf import DictConfig
 from torch.utils.data import TensorDataset
 
-from .checks import DataValidationError, format_failures, schema_failures
+from .checks import DataValidationError, format_failures, read_processed, schema_failures
 from .schemas import SPLITS, is_classification, schemas_for
 
 
@@ -26,7 +25,7 @@ def load_split(data: DictConfig, processed_dir: str | Path, split: str) -> Tenso
     _, processed_schema, features = schemas_for(data.name)
     require_prepared(processed_dir, (split,))
     path = Path(processed_dir) / f"{split}.parquet"
-    frame = pd.read_parquet(path)
+    frame = read_processed(path)
     failures = schema_failures(processed_schema, frame, split, ["id", *features, data.target])
     if failures:
         raise DataValidationError(

@@ -3,60 +3,155 @@
     python -m <package>.data.validate [overrides]
 
 Checks every split against its processed schema (dtypes, ranges, allowed labels, nulls, unique
-ids, the shape of image rows, finite values), that no id is in two splits, and that val and
-test are not drifted from train (``data.drift``). Every failure is reported at once, as a table
-on the terminal and in ``reports/validation.json``; any failure exits 5 (bad data), so neither
-DVC nor the Makefile goes on to training. The data itself is never modified.
+ids, the shape of image rows, finite values), ``stats.json`` (the feature scaling), that no id
+and no row content (feature values) is in two splits, that rows do not repeat within a split
+beyond ``data.max_duplicate_share``, and that val and test are not drifted from train
+(``data.drift``). Every failure is reported at once, as a table on the terminal and in
+``reports/validation.json``; any failure exits 5 (bad data), so neither DVC nor the Makefile
+goes on to training. The data itself is never modified.
+
+It also writes the validation record beside the data, ``<processed_dir>.validation.json``
+(``data/processed.validation.json``): the md5 of exactly the files it checked and its verdict.
+``train``, ``tune`` and ``evaluate`` compute the md5 of the files they are about to read and
+refuse them (exit 5) unless a passing record matches (``require_validated``): data that failed
+validation, or was changed since, or was never validated, is never trained on. There is no
+switch to skip this: to train on data a check rejects, change the check (``data.drift``,
+``data.max_duplicate_share``, ``data/schemas.py``), so that the decision is in the config and
+in git.
 """
 
+import io
+import json
+import math
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import entry_point
+from ..config import check_output_folders, entry_point
 from ..training.errors import fail
 from .checks import (
+    DataValidationError,
     Failure,
     drift_failures,
+    duplicated_content,
     format_failures,
     overlapping_ids,
+    rebuild_hint,
     schema_failures,
     write_report,
 )
 from .schemas import SPLITS, is_classification, schemas_for
+from .version import PROCESSED_FILES, bytes_md5, digest, file_md5s
+
+#: Within-split repeated rows above this share fail validation (``data.max_duplicate_share``).
+DEFAULT_MAX_DUPLICATE_SHARE = 0.01
 
 
-def read_split(path: Path) -> tuple[pd.DataFrame | None, list[Failure]]:
-    """A split as a DataFrame, or a failure saying why it could not be read."""
-    if not path.is_file():
+@dataclass
+class Validation:
+    """What ``validate`` found, and the md5 of each file it checked (what the record holds)."""
+
+    failures: list[Failure] = field(default_factory=list)
+    warnings: list[Failure] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def read_split(
+    path: Path, content: bytes | None = None
+) -> tuple[pd.DataFrame | None, list[Failure]]:
+    """A split as a DataFrame (from ``content``, the file's bytes, when given), or a failure
+    saying why it could not be read."""
+    if content is None and not path.is_file():
         return None, [Failure(path.name, "<file>", "exists", [str(path)])]
     try:
-        return pd.read_parquet(path), []
+        return pd.read_parquet(io.BytesIO(content) if content is not None else path), []
     except Exception as error:  # an empty or truncated file: any reader error means unreadable
         return None, [Failure(path.name, "<file>", "readable parquet", [str(error)[:120]])]
 
 
-def validate(cfg: DictConfig) -> list[Failure]:
-    """Every failure of the processed data, or an empty list."""
+def stats_failures(content: bytes, features: list[str]) -> list[Failure]:
+    """``stats.json``: the scaling of every feature, finite, with no zero scale."""
+    table = "stats.json"
+    try:
+        stats = json.loads(content)
+        offset, scale = list(stats["offset"]), list(stats["scale"])
+        named = list(stats["features"])
+    except (ValueError, KeyError, TypeError) as error:
+        return [
+            Failure(
+                table, "<file>", "readable JSON with features, offset, scale", [str(error)[:120]]
+            )
+        ]
+    failures = []
+    if named != list(features) or len(offset) != len(features) or len(scale) != len(features):
+        failures.append(
+            Failure(
+                table, "features", "one offset and scale per schema feature", [], [], len(named)
+            )
+        )
+        return failures
+    for column, values in (("offset", offset), ("scale", scale)):
+        bad = [
+            name
+            for name, value in zip(features, values, strict=True)
+            if not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or (column == "scale" and value == 0)
+        ]
+        if bad:
+            check = "finite and not 0" if column == "scale" else "finite"
+            failures.append(Failure(table, column, check, bad[:5], [], len(bad)))
+    return failures
+
+
+def inspect(cfg: DictConfig) -> Validation:
+    """Every failure and warning of the processed data, and the md5 of each file checked.
+
+    Each file is read once: its bytes are hashed and parsed from memory, so the md5 in the
+    record is that of exactly what was checked.
+    """
     data = cfg.data
     _, processed_schema, features = schemas_for(data.name)
     processed_dir = Path(cfg.paths.processed_dir)
-    splits, failures = {}, []
+    result = Validation()
+    contents = {}
+    for name in PROCESSED_FILES:
+        path = processed_dir / name
+        if path.is_file():
+            contents[name] = path.read_bytes()
+            result.files[name] = bytes_md5(contents[name])
+    splits = {}
     for name in SPLITS:
-        frame, unreadable = read_split(processed_dir / f"{name}.parquet")
-        failures += unreadable
+        file = f"{name}.parquet"
+        frame, unreadable = read_split(processed_dir / file, contents.get(file))
+        result.failures += unreadable
         if frame is not None:
             columns = ["id", *features, data.target]
-            failures += schema_failures(processed_schema, frame, name, columns)
+            result.failures += schema_failures(processed_schema, frame, name, columns)
             splits[name] = frame
-    if any(f.check in {"exists", "readable parquet"} for f in failures):
-        return failures
-    failures += overlapping_ids(splits)
-    if not failures:  # drift statistics are meaningless on data that breaks its schema
+    if "stats.json" in contents:
+        result.failures += stats_failures(contents["stats.json"], features)
+    else:
+        result.failures.append(
+            Failure("stats.json", "<file>", "exists", [str(processed_dir / "stats.json")])
+        )
+    if any(
+        f.check in {"exists", "readable parquet"} and f.table.endswith(".parquet")
+        for f in result.failures
+    ):
+        return result
+    result.failures += overlapping_ids(splits)
+    present = [c for c in features if all(c in frame.columns for frame in splits.values())]
+    max_share = float(data.get("max_duplicate_share", DEFAULT_MAX_DUPLICATE_SHARE))
+    duplicated, result.warnings = duplicated_content(splits, present, max_share)
+    result.failures += duplicated
+    if not result.failures:  # drift statistics are meaningless on data that breaks its schema
         drift = OmegaConf.to_container(data.drift)
         for name in ("val", "test"):
-            failures += drift_failures(
+            result.failures += drift_failures(
                 splits["train"],
                 splits[name],
                 name,
@@ -65,20 +160,134 @@ def validate(cfg: DictConfig) -> list[Failure]:
                 is_classification(data),
                 drift,
             )
-    return failures
+    return result
+
+
+def validate(cfg: DictConfig) -> list[Failure]:
+    """Every failure of the processed data, or an empty list."""
+    return inspect(cfg).failures
+
+
+def record_path(processed_dir: str | Path) -> Path:
+    """Where validate records its verdict: beside the data, ``data/processed.validation.json``."""
+    processed_dir = Path(processed_dir)
+    return processed_dir.with_name(f"{processed_dir.name}.validation.json")
+
+
+def checked_settings(cfg: DictConfig) -> dict:
+    """The settings the checks ran with: a record made with looser ones does not count."""
+    data = cfg.data
+    return {
+        "data.name": data.name,
+        "data.drift": OmegaConf.to_container(data.drift, resolve=True),
+        "data.max_duplicate_share": float(
+            data.get("max_duplicate_share", DEFAULT_MAX_DUPLICATE_SHARE)
+        ),
+    }
+
+
+def _summary(failure: Failure) -> str:
+    return f"{failure.check} ({failure.table}, {failure.column})"
+
+
+def check_and_record(cfg: DictConfig) -> Validation:
+    """Validate, then write the report (reports/validation.json) and the record beside the data."""
+    result = inspect(cfg)
+    report = Path(cfg.paths.reports_dir) / "validation.json"
+    md5 = digest(result.files)
+    checked = {"dataset": cfg.data.name, "splits": list(SPLITS), "md5": md5, "files": result.files}
+    write_report(report, result.failures, checked, result.warnings)
+    record = {
+        "passed": not result.failures,
+        "md5": md5,
+        "files": result.files,
+        "settings": checked_settings(cfg),
+        "failed_checks": [_summary(f) for f in result.failures],
+        "report": str(report),
+    }
+    path = record_path(cfg.paths.processed_dir)
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+    return result
+
+
+def require_validated(cfg: DictConfig) -> str:
+    """The md5 of the processed data, when ``validate`` passed on exactly these files.
+
+    Otherwise a ``DataValidationError`` (exit 5 in every command) that says why: a file is
+    missing or unreadable, validation was never run, the files changed since it ran, or it
+    failed (naming the checks).
+    """
+    import pyarrow.parquet as pq
+
+    from .datasets import require_prepared  # imports torch: validate itself needs none
+
+    processed_dir = Path(cfg.paths.processed_dir)
+    require_prepared(processed_dir)
+    for name in SPLITS:  # a truncated or empty file is named first, with the command to rebuild it
+        path = processed_dir / f"{name}.parquet"
+        try:
+            pq.read_metadata(path)
+        except Exception as error:
+            reason = " ".join(str(error).split())
+            raise DataValidationError(
+                f"{path} cannot be read as Parquet ({reason}): it is empty, truncated or not a "
+                f"Parquet file; {rebuild_hint()}."
+            ) from None
+    package = __name__.split(".")[0]
+    command = f"`make validate` (python -m {package}.data.validate)"
+    files = file_md5s(processed_dir)
+    md5 = digest(files)
+    path = record_path(processed_dir)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        validated = record["md5"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise DataValidationError(
+            f"validation has not been run on the data in {processed_dir} ({path} is missing or "
+            f"unreadable): run {command} first. Only data that passed validation is used."
+        ) from None
+    if validated != md5:
+        known = record.get("files") or {}
+        changed = sorted(n for n in set(files) | set(known) if files.get(n) != known.get(n))
+        raise DataValidationError(
+            f"validation has not been run on THIS data: {', '.join(changed) or 'the files'} in "
+            f"{processed_dir} changed since validate checked them (validated md5 {validated}, "
+            f"now {md5}). Run {command} again; only data that passed validation is used."
+        )
+    settings = checked_settings(cfg)
+    if record.get("settings") != settings:
+        known = record.get("settings") or {}
+        differ = [k for k in settings if known.get(k) != settings[k]]
+        raise DataValidationError(
+            f"the data in {processed_dir} was validated with other settings than this run's "
+            + "; ".join(f"{k}: validated {known.get(k)!r}, now {settings[k]!r}" for k in differ)
+            + f". Run {command} with this run's settings."
+        )
+    if not record.get("passed"):
+        checks = "; ".join(record.get("failed_checks") or ["unknown"])
+        raise DataValidationError(
+            f"validation failed on the data in {processed_dir} (md5 {md5}): {checks}. Nothing "
+            f"trains on data validation rejected: fix the data or its source, prepare it again "
+            f"and run {command} (report: {record.get('report', 'reports/validation.json')})."
+        )
+    return md5
 
 
 @entry_point("validate", config_name="train")
 def main(cfg: DictConfig) -> None:
-    failures = validate(cfg)
+    check_output_folders(cfg, "validate")  # an unwritable reports folder: exit 2, not bad data
+    result = check_and_record(cfg)
     report = Path(cfg.paths.reports_dir) / "validation.json"
-    write_report(report, failures, {"dataset": cfg.data.name, "splits": list(SPLITS)})
-    if failures:
+    if result.warnings:
+        print(f"validate: warning:\n{format_failures(result.warnings)}")
+    if result.failures:
         fail(
             "validate",
-            f"validation failed: {len(failures)} check(s) broke for {cfg.data.name!r} in "
+            f"validation failed: {len(result.failures)} check(s) broke for {cfg.data.name!r} in "
             f"{cfg.paths.processed_dir}/ (report: {report}). Training stops here; fix the data "
-            f"or its source and run prepare again.\n{format_failures(failures)}",
+            f"or its source and run prepare again.\n{format_failures(result.failures)}",
             5,  # bad data, as for every command (train.py's docstring lists the codes)
         )
     print(f"validation passed: {cfg.data.name} ({', '.join(SPLITS)}); report: {report}")

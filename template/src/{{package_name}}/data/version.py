@@ -1,14 +1,21 @@
-"""The version of the data a run used, for the experiment tracker.
+"""The version of the data a run used: the digest of the processed files it actually read.
 
-With DVC it is the md5 DVC records for ``data/processed`` in ``dvc.lock`` (a directory's md5
-ends in ``.dir``); without DVC, or before the first ``dvc repro``, an md5 computed here over the
-processed files, so every run records which data it saw either way.
+``processed_md5`` hashes the files ``prepare`` writes (the three splits and ``stats.json``) the
+way DVC hashes a directory, so while ``data/processed`` holds just those files the digest equals
+the md5 that ``dvc repro`` records for it in ``dvc.lock`` (a directory's md5 ends in ``.dir``).
+The run records this digest, not ``dvc.lock``'s: data changed outside ``dvc repro`` (prepared
+again by hand, copied in, edited) would otherwise be recorded under the old version.
+``dvc.lock``'s md5 is kept beside it, and a mismatch is flagged.
 """
 
 import hashlib
+import json
 from pathlib import Path
 
 import yaml
+
+#: The files ``prepare`` writes to ``data/processed`` and the commands read.
+PROCESSED_FILES = ("train.parquet", "val.parquet", "test.parquet", "stats.json")
 
 
 def dvc_md5(lock_file: Path, out: str) -> str | None:
@@ -23,19 +30,36 @@ def dvc_md5(lock_file: Path, out: str) -> str | None:
     return None
 
 
-def files_md5(folder: Path) -> str:
-    """One md5 over the names and contents of every file in ``folder``, in a stable order."""
-    digest = hashlib.md5(usedforsecurity=False)
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode())
-        digest.update(hashlib.md5(path.read_bytes(), usedforsecurity=False).digest())
-    return digest.hexdigest()
+def bytes_md5(content: bytes) -> str:
+    return hashlib.md5(content, usedforsecurity=False).hexdigest()
 
 
-def data_version(processed_dir: str | Path, lock_file: str | Path = "dvc.lock") -> dict[str, str]:
-    """``{"md5": ..., "source": "dvc.lock" | "files"}`` for the processed data."""
+def digest(file_md5s: dict[str, str]) -> str:
+    """One md5 over ``{relative path: md5}``, computed as DVC computes a directory's md5."""
+    entries = [{"md5": md5, "relpath": name} for name, md5 in sorted(file_md5s.items())]
+    return bytes_md5(json.dumps(entries, sort_keys=True).encode("utf-8")) + ".dir"
+
+
+def file_md5s(folder: Path, names: tuple[str, ...] = PROCESSED_FILES) -> dict[str, str]:
+    """The md5 of each of the files ``names`` in ``folder`` that exists."""
+    return {
+        name: bytes_md5((folder / name).read_bytes()) for name in names if (folder / name).is_file()
+    }
+
+
+def processed_md5(folder: str | Path) -> str:
+    """The digest of the processed files in ``folder`` (DVC's md5 when it holds only them)."""
+    return digest(file_md5s(Path(folder)))
+
+
+def data_version(processed_dir: str | Path, lock_file: str | Path = "dvc.lock") -> dict:
+    """``{"md5": digest of the files, "dvc_lock_md5": dvc.lock's md5 or None, "matches_dvc_lock":
+    whether they agree (None without dvc.lock)}`` for the processed data."""
     processed_dir = Path(processed_dir)
-    md5 = dvc_md5(Path(lock_file), processed_dir.as_posix())
-    if md5 is not None:
-        return {"md5": md5, "source": "dvc.lock"}
-    return {"md5": files_md5(processed_dir), "source": "files"}
+    md5 = processed_md5(processed_dir)
+    locked = dvc_md5(Path(lock_file), processed_dir.as_posix())
+    return {
+        "md5": md5,
+        "dvc_lock_md5": locked,
+        "matches_dvc_lock": None if locked is None else locked == md5,
+    }

@@ -3,6 +3,7 @@ snapshot of each split: its first rows and summary statistics), its checkpoints,
 its training curves. Tracker-agnostic: these call the ``Logger`` interface only."""
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,18 +11,21 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
+from ..data.checks import read_processed
 from ..data.schemas import SPLITS
 from ..data.version import data_version
 from .base import Logger
 
 
-def record_data(logger: Logger, cfg: DictConfig) -> dict[str, str]:
-    """Each split as a dataset input of the run, versioned by the DVC md5 of data/processed,
-    and a snapshot of it: ``data/<split>_head.json`` and ``data/<split>_describe.json``."""
+def record_data(logger: Logger, cfg: DictConfig) -> dict:
+    """Each split as a dataset input of the run, versioned by the md5 of the processed files
+    themselves (``data/version.py``), and a snapshot of it: ``data/<split>_head.json`` and
+    ``data/<split>_describe.json``. ``dvc.lock``'s md5 is kept as a tag beside it; when the two
+    differ (the data changed outside ``dvc repro``), the run is tagged and a warning says so."""
     processed = Path(cfg.paths.processed_dir)
     version = data_version(processed)
     for split in SPLITS:
-        frame = pd.read_parquet(processed / f"{split}.parquet")
+        frame = read_processed(processed / f"{split}.parquet")
         logger.log_dataset(
             frame,
             name=f"{cfg.data.name}-{split}",
@@ -33,7 +37,19 @@ def record_data(logger: Logger, cfg: DictConfig) -> dict[str, str]:
             continue  # it keeps its first snapshot (MLflow appends to a table: rows would double)
         for name, table in snapshot(frame).items():
             logger.log_table(table, f"data/{split}_{name}.json")
-    logger.set_tags({"data.md5": version["md5"], "data.version_source": version["source"]})
+    tags = {"data.md5": version["md5"]}
+    if version["dvc_lock_md5"] is not None:
+        tags["data.dvc_lock_md5"] = version["dvc_lock_md5"]
+        tags["data.matches_dvc_lock"] = str(version["matches_dvc_lock"]).lower()
+        if not version["matches_dvc_lock"]:
+            print(
+                f"train: warning: {processed} (md5 {version['md5']}) is not the version dvc.lock "
+                f"records ({version['dvc_lock_md5']}): it changed outside `dvc repro`. The run "
+                "records the md5 of the files it read; run `dvc repro` (or `dvc commit`) to "
+                "version them.",
+                file=sys.stderr,
+            )
+    logger.set_tags(tags)
     return version
 
 

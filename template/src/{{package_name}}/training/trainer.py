@@ -32,6 +32,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from .. import settings
+from ..data.checks import read_stats
 from ..data.datasets import load_split, num_features
 from ..data.schemas import is_classification
 from ..tracking.base import Logger, NullLogger
@@ -154,7 +155,8 @@ def fit(
     target_scale = _target_scale(train_set) if not classification else None
     # prepare's feature scaling travels with the weights: predict applies the scaling the model
     # was trained with, even after the data has been prepared again.
-    feature_scale = _read_json(Path(processed) / "stats.json")
+    stats = Path(processed) / "stats.json"
+    feature_scale = read_stats(stats) if stats.is_file() else None  # unreadable: exit 5
 
     # ---- model, optimizer, scheduler, gradient scaler ---------------------------------------
     model = build_model(cfg).to(device)
@@ -556,10 +558,6 @@ def _to(
     if target_scale is not None:
         targets = (targets - target_scale["mean"]) / target_scale["std"]
     return inputs, targets
-
-
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def _target_scale(dataset: TensorDataset) -> dict[str, float]:
