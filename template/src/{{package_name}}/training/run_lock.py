@@ -60,7 +60,7 @@ def hold(output_dir: Path, ckpt_path: str | None, ctx: distributed.Context) -> R
         if problem is None:
             problem = _earlier_run(output_dir, ckpt_path)
         if problem is None and handle is not None:
-            _sign(handle)
+            _sign(handle, ctx.world_size)
     problem = distributed.broadcast_object(problem)
     if problem is not None:
         if handle is not None:
@@ -111,12 +111,13 @@ def _lock(output_dir: Path) -> tuple[IO[str] | None, str | None]:
     return handle, None
 
 
-def _sign(handle: IO[str]) -> None:
+def _sign(handle: IO[str], world_size: int) -> None:
     """Who holds the lock, for the message of a run that finds the folder busy."""
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    job = f" (rank 0 of {world_size} processes)" if world_size > 1 else ""
     handle.seek(0)
     handle.truncate()
-    handle.write(f"pid {os.getpid()} on {socket.gethostname()}, started {started}\n")
+    handle.write(f"pid {os.getpid()}{job} on {socket.gethostname()}, started {started}\n")
     handle.flush()
 
 
