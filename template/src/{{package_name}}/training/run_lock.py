@@ -5,8 +5,10 @@ exits 0, and the folder holds a mix of both). ``hold`` takes an exclusive lock o
 ``<output_dir>/train.lock`` before the run writes anything there, and refuses, with the other
 run's pid, host and start time (written into the file), when another run holds it. The lock is
 the operating system's (``flock``): it goes away with the process, so a run killed with SIGKILL
-(or on a node that died, once the file system notices) can be resumed at once; the file itself
-stays, which is harmless (removing it would let two runs lock two different files).
+(or on a node that died, once the file system notices) can be resumed at once. A run that ends
+removes the file (a killed one leaves it, unlocked: harmless); a run that locks the file just
+as its holder removes it checks that the name still leads to the file it locked, and tries again
+if not, so that two runs never hold two different files.
 
 One lock per run: under torchrun only global rank 0 takes it (every rank of a job shares the
 folder, on one machine or many), and tells the other ranks the outcome, so a second job on the
@@ -17,6 +19,7 @@ A folder that already holds checkpoints is refused to a new run too (``ckpt_path
 ``last``): its model would be replaced, and its step files mixed with the new run's.
 """
 
+import contextlib
 import datetime
 import errno
 import os
@@ -39,13 +42,29 @@ class FolderInUse(ConfigError):
 class RunLock:
     """An exclusive lock on a folder, held by this process until ``release`` (or its end)."""
 
-    def __init__(self, handle: IO[str] | None) -> None:
+    def __init__(self, handle: IO[str] | None = None, path: Path | None = None) -> None:
         self._handle = handle
+        self._path = path  # removed on release (None: not ours to remove)
+
+    def sign(self, world_size: int) -> None:
+        """Who holds the lock, for the message of a run that finds the folder busy."""
+        if self._handle is None:
+            return
+        started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        job = f" (rank 0 of {world_size} processes)" if world_size > 1 else ""
+        self._handle.seek(0)
+        self._handle.truncate()
+        self._handle.write(f"pid {os.getpid()}{job} on {socket.gethostname()}, started {started}\n")
+        self._handle.flush()
 
     def release(self) -> None:
-        if self._handle is not None:
-            self._handle.close()  # closing the file releases the lock
-            self._handle = None
+        if self._handle is None:
+            return
+        if self._path is not None:
+            with contextlib.suppress(OSError):  # removed while still locked: see the module
+                self._path.unlink()
+        self._handle.close()  # closing the file releases the lock
+        self._handle = None
 
 
 def hold(output_dir: Path, ckpt_path: str | None, ctx: distributed.Context) -> RunLock:
@@ -54,19 +73,18 @@ def hold(output_dir: Path, ckpt_path: str | None, ctx: distributed.Context) -> R
     Raises ``FolderInUse`` (exit code 2) on every rank when another run holds the folder, or
     when it holds an earlier run's checkpoints and this run does not resume it.
     """
-    handle, problem = None, None
+    lock, problem = RunLock(), None
     if ctx.is_main:
-        handle, problem = _lock(output_dir)  # a busy folder first: its run is the news
+        lock, problem = _lock(output_dir)  # a busy folder first: its run is the news
         if problem is None:
             problem = _earlier_run(output_dir, ckpt_path)
-        if problem is None and handle is not None:
-            _sign(handle, ctx.world_size)
+        if problem is None:
+            lock.sign(ctx.world_size)
     problem = distributed.broadcast_object(problem)
     if problem is not None:
-        if handle is not None:
-            handle.close()
+        lock.release()
         raise FolderInUse(problem)
-    return RunLock(handle)
+    return lock
 
 
 def _earlier_run(output_dir: Path, ckpt_path: str | None) -> str | None:
@@ -82,43 +100,47 @@ def _earlier_run(output_dir: Path, ckpt_path: str | None) -> str | None:
     )
 
 
-def _lock(output_dir: Path) -> tuple[IO[str] | None, str | None]:
-    """(the open, locked file, None), or (None, why the folder is busy)."""
+def _lock(output_dir: Path) -> tuple[RunLock, str | None]:
+    """(the lock, None), or (no lock, why the folder is busy)."""
     output_dir.mkdir(parents=True, exist_ok=True)
     path = output_dir / LOCK_FILE
-    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (kept open for the whole run)
+    while True:
+        handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (kept open for the whole run)
+        try:
+            _try_lock(handle)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            return RunLock(), (
+                f"another run is using {output_dir} ({holder}; {path} is locked): two runs in "
+                "one folder would overwrite each other's checkpoints and metrics. Wait for it to "
+                "end (or stop it), or give this run another folder: paths.output_dir=<new "
+                "folder> (or hydra.run.dir=...). To continue that run once it has stopped: "
+                f"ckpt_path=last paths.output_dir={output_dir}."
+            )
+        except OSError as error:  # no locks on this file system (ENOLCK, ENOSYS, ...)
+            if error.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            warnings.warn(
+                f"cannot lock {path} ({error}): this file system has no file locks, so nothing "
+                "stops a second run from writing to the same folder.",
+                stacklevel=3,
+            )
+            return RunLock(handle), None
+        if _still_named(handle, path):
+            return RunLock(handle, path), None
+        handle.close()  # its holder removed it as this run locked it: lock the new file
+
+
+def _still_named(handle: IO[str], path: Path) -> bool:
+    """Whether ``path`` still names the file ``handle`` has open."""
     try:
-        _try_lock(handle)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        return None, (
-            f"another run is using {output_dir} ({holder}; {path} is locked): two runs in one "
-            "folder would overwrite each other's checkpoints and metrics. Wait for it to end "
-            "(or stop it), or give this run another folder: paths.output_dir=<new folder> (or "
-            "hydra.run.dir=...). To continue that run once it has stopped: ckpt_path=last "
-            f"paths.output_dir={output_dir}."
-        )
-    except OSError as error:  # no locks on this file system (ENOLCK, ENOSYS, ...)
-        if error.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
-            raise
-        warnings.warn(
-            f"cannot lock {path} ({error}): this file system has no file locks, so nothing "
-            "stops a second run from writing to the same folder.",
-            stacklevel=2,
-        )
-    return handle, None
-
-
-def _sign(handle: IO[str], world_size: int) -> None:
-    """Who holds the lock, for the message of a run that finds the folder busy."""
-    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    job = f" (rank 0 of {world_size} processes)" if world_size > 1 else ""
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"pid {os.getpid()}{job} on {socket.gethostname()}, started {started}\n")
-    handle.flush()
+        named = path.stat()
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(handle.fileno())
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 if sys.platform == "win32":  # pragma: no cover (the project is tested on Linux and macOS)
