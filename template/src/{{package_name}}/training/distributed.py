@@ -126,6 +126,8 @@ class StopFlag:
 
     def __enter__(self) -> "StopFlag":
         for sig in self.SIGNALS:
+            if sig == signal.SIGINT and signal.getsignal(sig) == signal.SIG_IGN:
+                continue  # started to ignore Ctrl-C (nohup, a shell's background job): it stays so
             # Outside the main thread signals cannot be handled: the flag then stays down.
             with contextlib.suppress(ValueError):
                 self._previous[sig] = signal.signal(sig, self._handle)
