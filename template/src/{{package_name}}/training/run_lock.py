@@ -36,7 +36,8 @@ LOCK_FILE = "train.lock"
 
 
 class FolderInUse(ConfigError):
-    """Another run holds this output folder, or its checkpoints belong to an earlier run."""
+    """Another run holds this output folder, its checkpoints belong to an earlier run, or it
+    cannot be written."""
 
 
 class RunLock:
@@ -101,11 +102,17 @@ def _earlier_run(output_dir: Path, ckpt_path: str | None) -> str | None:
 
 
 def _lock(output_dir: Path) -> tuple[RunLock, str | None]:
-    """(the lock, None), or (no lock, why the folder is busy)."""
-    output_dir.mkdir(parents=True, exist_ok=True)
+    """(the lock, None), or (no lock, why the folder is busy or cannot be written)."""
     path = output_dir / LOCK_FILE
     while True:
-        handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (kept open for the whole run)
+        try:
+            output_dir.mkdir(parents=True, exist_ok=True)
+            handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (open for the whole run)
+        except OSError as error:  # the first write of the run: say which folder, and why
+            return RunLock(), (
+                f"cannot write to the run's folder {output_dir} ({error.strerror or error}): "
+                "choose a folder this user can write to, paths.output_dir=<folder>."
+            )
         try:
             _try_lock(handle)
         except BlockingIOError:
