@@ -193,11 +193,13 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/training/health.py",
         f"{pkg}/training/loading.py",
         f"{pkg}/training/precision.py",
+        f"{pkg}/training/run_lock.py",
         f"{pkg}/training/sampling.py",
         f"{pkg}/training/schedulers.py",
         f"{pkg}/training/trainer.py",
         "tests/test_training.py",
         "tests/test_training_processes.py",
+        "tests/test_interruptions.py",
         "tests/test_health.py",
         "tests/training_helpers.py",
     }

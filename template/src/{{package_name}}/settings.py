@@ -255,6 +255,8 @@ COMMANDS: Mapping[str, dict[str, Check]] = {
     "tune": {**TRAINING, **TUNING},
     "evaluate": {"seed": integer(), "trainer.accelerator": one_of(*ACCELERATORS)},
     "predict": {"batch_size": positive_int, "trainer.accelerator": one_of(*ACCELERATORS)},
+    # A share of a split's rows: above 1 no repeat would ever fail, below 0 every split would.
+    "validate": {"data.max_duplicate_share": number(minimum=0, maximum=1)},
     "export": {},
 }
 

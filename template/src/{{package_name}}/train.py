@@ -9,11 +9,15 @@ key or option too, ``config.entry_point``); 3 missing or unusable checkpoint, or
 a config it cannot honour (``training/resume.py``); 4 non-finite loss or weights; 5 missing
 or invalid data (unprepared data is found before a tracking run opens); 6 the
 tracking server cannot be reached (checked before training starts); 128 + N stopped by signal N
-(SIGTERM, SIGUSR1) after saving a checkpoint: resume with ``ckpt_path=last
-paths.output_dir=<the run's folder>``.
+(SIGTERM, SIGUSR1, SIGINT: Ctrl-C) after saving a checkpoint: resume with ``ckpt_path=last
+paths.output_dir=<the run's folder>``. A second Ctrl-C (a second or more after the first) stops
+at once without saving (130; the checkpoints already written stay whole). Another run busy in the
+same output folder, or a new run in a folder holding an earlier run's checkpoints, exits with 2
+before writing anything there (``training/run_lock.py``).
 """
 
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -31,16 +35,17 @@ def main(cfg: DictConfig) -> None:
     from .data.checks import DataValidationError
     from .data.validate import require_validated
     from .tracking.base import TrackingError
-    from .training import distributed
+    from .training import distributed, run_lock
     from .training.errors import TrainingError
     from .training.trainer import Stopped, fit
 
-    logger = None
+    logger = lock = output_dir = None
     try:
         require_validated(cfg)  # prepared, readable and passed validation, before a run opens
         warn_if_not_servable(cfg)
         ctx = distributed.setup(cfg.trainer.accelerator)
         output_dir = run_dir(cfg, distributed)
+        lock = run_lock.hold(output_dir, cfg.ckpt_path, ctx)  # before anything is written there
         if ctx.is_main:  # one tracking run per job; a resumed job continues its run
             keep_resolved_config(cfg)
             logger = open_run(cfg, output_dir)
@@ -63,11 +68,29 @@ def main(cfg: DictConfig) -> None:
             logger.finish("KILLED")
         print(stopped, file=sys.stderr)
         raise SystemExit(128 + stopped.signum) from None
+    except KeyboardInterrupt:  # Ctrl-C outside the training loop, or a second one inside it
+        if logger is not None:
+            logger.finish("KILLED")
+        print(interrupted(output_dir), file=sys.stderr)
+        raise SystemExit(128 + signal.SIGINT) from None
     finally:
+        if lock is not None:
+            lock.release()
         distributed.cleanup()
     if ctx.is_main:
         summary = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if "/" in k)
         print(f"done: {summary}\nwrote {output_dir}/metrics.json")
+
+
+def interrupted(output_dir: Path | None) -> str:
+    """What a Ctrl-C that could not wait for a checkpoint leaves, and how to go on."""
+    if output_dir is None:
+        return "interrupted (SIGINT) before training started; no checkpoint was written."
+    return (
+        f"interrupted (SIGINT) without saving a checkpoint at this step; the newest checkpoint "
+        f"in {output_dir}/checkpoints (if any) is whole. Resume with ckpt_path=last "
+        f"paths.output_dir={output_dir}."
+    )
 
 
 def keep_resolved_config(cfg: DictConfig) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import check_output_folders, entry_point
+from ..config import check_settings, entry_point
 from ..training.errors import fail
 from .checks import (
     DataValidationError,
@@ -277,7 +277,7 @@ def require_validated(cfg: DictConfig) -> str:
 
 @entry_point("validate", config_name="train")
 def main(cfg: DictConfig) -> None:
-    check_output_folders(cfg, "validate")  # an unwritable reports folder: exit 2, not bad data
+    check_settings(cfg, "validate")  # a bad share or an unwritable reports folder: exit 2
     result = check_and_record(cfg)
     report = Path(cfg.paths.reports_dir) / "validation.json"
     if result.warnings:

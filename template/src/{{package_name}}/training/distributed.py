@@ -8,6 +8,7 @@ Every rank must call the collective helpers in the same order.
 import contextlib
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,20 +103,31 @@ def gather_objects(obj: Any) -> list[Any]:
 
 
 class StopFlag:
-    """Set by SIGTERM or SIGUSR1 (preemption, ``scancel --signal``); read at step boundaries.
+    """Set by SIGTERM, SIGUSR1 (preemption, ``scancel --signal``) or SIGINT (Ctrl-C); read at
+    step boundaries.
 
     The handler only records the signal. The trainer agrees on the flag across ranks with
     ``any_rank`` so that every rank saves a checkpoint at the same step, then exits.
+
+    A second Ctrl-C stops at once, as command-line tools do: it raises ``KeyboardInterrupt``
+    wherever the process is, without saving (checkpoints are written atomically, so the files
+    already there stay whole). One that comes within ``REPEAT_AFTER`` seconds of the first is
+    not a second press but the same one delivered twice: a terminal sends SIGINT to torchrun and
+    to its workers, and torchrun then forwards its own to them.
     """
 
-    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+    REPEAT_AFTER = 1.0  # seconds
 
     def __init__(self) -> None:
         self.signal: int | None = None
+        self._at = 0.0
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> "StopFlag":
         for sig in self.SIGNALS:
+            if sig == signal.SIGINT and signal.getsignal(sig) == signal.SIG_IGN:
+                continue  # started to ignore Ctrl-C (nohup, a shell's background job): it stays so
             # Outside the main thread signals cannot be handled: the flag then stays down.
             with contextlib.suppress(ValueError):
                 self._previous[sig] = signal.signal(sig, self._handle)
@@ -126,7 +138,11 @@ class StopFlag:
             signal.signal(sig, handler)
 
     def _handle(self, signum: int, frame: object) -> None:
-        self.signal = signum
+        now = time.monotonic()
+        if self.signal is None:
+            self.signal, self._at = signum, now
+        elif signum == signal.SIGINT and now - self._at >= self.REPEAT_AFTER:
+            raise KeyboardInterrupt
 
     @property
     def raised(self) -> bool:
@@ -134,6 +150,7 @@ class StopFlag:
 
 
 def ignore_stop_signals(worker_id: int) -> None:
-    """``worker_init_fn`` of DataLoader workers: only the main process reacts to SIGTERM."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    """``worker_init_fn`` of DataLoader workers: only the main process reacts to SIGTERM (and
+    to Ctrl-C, which a terminal sends to the workers too)."""
+    for sig in StopFlag.SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)

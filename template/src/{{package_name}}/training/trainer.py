@@ -63,10 +63,12 @@ class TrainerState:
 class Stopped(Exception):
     """Training stopped on a signal after saving a checkpoint; resume with ckpt_path=last."""
 
-    def __init__(self, signum: int, step: int, path: Path | None) -> None:
+    def __init__(self, signum: int, step: int, path: Path | None, output_dir: Path) -> None:
+        # Rank 0 writes the file; the other ranks name the folder it is in.
+        saved = path or output_dir / "checkpoints"
         super().__init__(
-            f"stopped by signal {signum} at step {step}; checkpoint saved to {path}. Resume with "
-            f"ckpt_path=last paths.output_dir={path.parent.parent if path else '<output_dir>'}."
+            f"stopped by signal {signum} at step {step}; checkpoint saved to {saved}. Resume "
+            f"with ckpt_path=last paths.output_dir={output_dir}."
         )
         self.signum = signum
 
@@ -393,7 +395,7 @@ def fit(
                 if signalled:
                     if bar is not None:
                         bar.close()
-                    raise Stopped(stop.signal or 15, state.global_step, path)
+                    raise Stopped(stop.signal or 15, state.global_step, path, output_dir)
                 window_start += time.perf_counter() - paused
                 if finished:
                     break
