@@ -107,6 +107,7 @@ REFERENCE_PAGES = [
     "data",
     "delivery",
     "evaluation",
+    "faults",
     "monitoring",
     "tracking",
     "training",
