@@ -195,7 +195,12 @@ TRAINING: dict[str, Check] = {
 #: The keys each command reads (``export`` reads none of these: its model runs on the CPU).
 COMMANDS: Mapping[str, dict[str, Check]] = {
     "train": TRAINING,
-    "tune": TRAINING,
+    # A killed worker's trial is failed by heartbeat and retried (training/tuning.py).
+    "tune": {
+        **TRAINING,
+        "hparams_search.heartbeat_interval": integer(1, nullable=True),
+        "hparams_search.max_retry": integer(0),
+    },
     "evaluate": {"seed": integer(), "trainer.accelerator": one_of(*ACCELERATORS)},
     "predict": {"batch_size": positive_int, "trainer.accelerator": one_of(*ACCELERATORS)},
     "export": {},

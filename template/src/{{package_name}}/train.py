@@ -10,6 +10,10 @@ key or option too, ``config.entry_point``); 3 missing or unusable checkpoint; 4 
 tracking server cannot be reached (checked before training starts); 128 + N stopped by signal N
 (SIGTERM, SIGUSR1) after saving a checkpoint: resume with ``ckpt_path=last
 paths.output_dir=<the run's folder>``.
+
+A tracking server that stops answering during the run does not stop it: its outputs are written,
+what the server missed is kept in ``<run folder>/tracking-unsent/``, and the exit code is 6;
+``python -m <package>.tracking.resend <run folder>`` sends it later (``docs/tracking.md``).
 """
 
 import shutil
@@ -29,7 +33,7 @@ def main(cfg: DictConfig) -> None:
     # Imported here so that `--help` and config errors answer without importing torch.
     from .data.checks import DataValidationError
     from .data.datasets import require_prepared
-    from .tracking.base import TrackingError
+    from .tracking.base import TrackingError, check_sent
     from .training import distributed
     from .training.errors import TrainingError
     from .training.trainer import Stopped, fit
@@ -46,6 +50,7 @@ def main(cfg: DictConfig) -> None:
         if ctx.is_main:
             record_outputs(cfg, output_dir, logger)
             logger.finish("FINISHED")
+            check_sent(logger)  # exit 6 if the tracker went away: what it missed is kept
     except TrackingError as error:
         fail("train", str(error), 6)
     except TrainingError as error:
@@ -124,12 +129,13 @@ def resumed_state(cfg: DictConfig, output_dir: Path) -> dict:
 
 def open_run(cfg: DictConfig, output_dir: Path):
     """The tracking run: a new one, or the checkpoint's run reopened, and the data it reads."""
-    from .tracking.base import open_logger
+    from .tracking.base import keep_unsent_in, open_logger
     from .tracking.records import record_data
 
     state = resumed_state(cfg, output_dir)
     run_id = state.get("run_id")
     logger = open_logger(cfg.logger, run_id, "train")
+    keep_unsent_in(logger, output_dir)  # if the tracker goes away mid-run (tracking.resend)
     if run_id:
         logger.set_tags({"resumed_at_step": state.get("global_step", "unknown")})
     record_data(logger, cfg)
