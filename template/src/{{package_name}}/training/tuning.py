@@ -76,7 +76,9 @@ def search(cfg: DictConfig, compose: Compose) -> optuna.Study:
     study = open_study(spec)
     # A trial whose worker died (SIGKILL, a lost machine) stays RUNNING; with a heartbeat it is
     # failed here once its beats stop, and retried (enqueued again with the same parameters).
-    optuna.storages.fail_stale_trials(study)  # nothing without a heartbeat
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # nothing without a heartbeat
     done = counted(study)
     remaining = int(spec.n_trials) - done
     for params in spec.get("enqueue") or []:  # known good points first (the defaults, say)
@@ -138,7 +140,7 @@ def make_storage(url: str | None, heartbeat_interval: int | None = None, max_ret
     and a long lock timeout (several processes write to it). With a heartbeat, the trial of a
     killed process is marked FAIL after two missed beats instead of staying RUNNING, and run
     again with the same parameters, up to ``max_retry`` times (Optuna's
-    ``RetryFailedTrialCallback``); a trial that fails by itself (a non-finite loss) is not."""
+    ``RetryHeartbeatStaleTrialCallback``); a trial that fails by itself (a NaN loss) is not."""
     if url is None:
         return None
     url = str(url)
@@ -158,11 +160,7 @@ def make_storage(url: str | None, heartbeat_interval: int | None = None, max_ret
                     engine_kwargs=engine,
                     heartbeat_interval=beat,
                     grace_period=2 * beat if beat else None,
-                    failed_trial_callback=(
-                        optuna.storages.RetryFailedTrialCallback(max_retry=max_retry)
-                        if beat and max_retry
-                        else None
-                    ),
+                    **_retry_stale(max_retry if beat else 0),
                 )
         except (ImportError, ValueError) as error:
             raise SearchError(f"hparams_search.storage={url!r} cannot be opened: {error}") from None
@@ -177,6 +175,28 @@ def make_storage(url: str | None, heartbeat_interval: int | None = None, max_ret
     raise AssertionError("unreachable")
 
 
+# Optuna 4.9 renamed the retry of a stale trial (the old names warn, and go in 6.0).
+RETRY_STALE = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+
+
+def _retry_stale(max_retry: int) -> dict[str, Any]:
+    """RDBStorage's argument that runs a stale trial again, up to ``max_retry`` times."""
+    if not max_retry:
+        return {}
+    if RETRY_STALE is not None:
+        return {"heartbeat_stale_trial_callback": RETRY_STALE(max_retry=max_retry)}
+    retry = optuna.storages.RetryFailedTrialCallback(max_retry=max_retry)
+    return {"failed_trial_callback": retry}
+
+
+def retried_trial_number(trial: optuna.trial.FrozenTrial) -> int | None:
+    """The number of the stale trial that ``trial`` runs again (None: it is no retry)."""
+    retry = RETRY_STALE or optuna.storages.RetryFailedTrialCallback
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return retry.retried_trial_number(trial)
+
+
 def count(study: optuna.Study, states: Sequence[TrialState]) -> int:
     return len(study.get_trials(deepcopy=False, states=tuple(states)))
 
@@ -185,8 +205,7 @@ def counted(study: optuna.Study) -> int:
     """The trials toward ``n_trials``: finished, failed or running, but not a failed trial that
     is retried (its retry counts instead, once it runs)."""
     trials = study.get_trials(deepcopy=False)
-    retry_of = optuna.storages.RetryFailedTrialCallback.retried_trial_number
-    retried = {retry_of(t) for t in trials} - {None}
+    retried = {retried_trial_number(t) for t in trials} - {None}
     states = (*COUNTED, TrialState.RUNNING)
     return sum(1 for t in trials if t.state in states and t.number not in retried)
 
