@@ -230,10 +230,12 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/tracking/job_log.py",
         "tests/test_tracking.py",
         "tests/test_records.py",
+        "tests/test_outages.py",
     }
     if answers["use_mlflow"]:
         files |= {
             f"{pkg}/tracking/mlflow_logger.py",
+            f"{pkg}/tracking/resend.py",
             "configs/logger/mlflow.yaml",
             "tests/test_tracking_mlflow.py",
         }

@@ -246,7 +246,9 @@ TRAINING: dict[str, Check] = {
 #: The search's own keys (``tune``; the search space is checked by Optuna as it samples).
 TUNING: dict[str, Check] = {
     "hparams_search.n_trials": positive_int,
-    "hparams_search.heartbeat_interval": number(above=0, nullable=True),
+    # A killed worker's trial is failed by heartbeat and retried (training/tuning.py).
+    "hparams_search.heartbeat_interval": integer(1, nullable=True),
+    "hparams_search.max_retry": integer(0),
 }
 
 #: The keys each command reads (``export`` reads none of these: its model runs on the CPU).

@@ -14,6 +14,10 @@ paths.output_dir=<the run's folder>``. A second Ctrl-C (a second or more after t
 at once without saving (130; the checkpoints already written stay whole). Another run busy in the
 same output folder, or a new run in a folder holding an earlier run's checkpoints, exits with 2
 before writing anything there (``training/run_lock.py``).
+
+A tracking server that stops answering during the run does not stop it: its outputs are written,
+what the server missed is kept in ``<run folder>/tracking-unsent/``, and the exit code is 6;
+``python -m <package>.tracking.resend <run folder>`` sends it later (``docs/tracking.md``).
 """
 
 import shutil
@@ -34,7 +38,7 @@ def main(cfg: DictConfig) -> None:
     # Imported here so that `--help` and config errors answer without importing torch.
     from .data.checks import DataValidationError
     from .data.validate import require_validated
-    from .tracking.base import TrackingError
+    from .tracking.base import TrackingError, check_sent
     from .training import distributed, run_lock
     from .training.errors import TrainingError
     from .training.trainer import Stopped, fit
@@ -53,6 +57,7 @@ def main(cfg: DictConfig) -> None:
         if ctx.is_main:
             record_outputs(cfg, output_dir, logger)
             logger.finish("FINISHED")
+            check_sent(logger)  # exit 6 if the tracker went away: what it missed is kept
     except TrackingError as error:
         fail("train", str(error), 6)
     except TrainingError as error:
@@ -162,12 +167,13 @@ def resumed_state(cfg: DictConfig, output_dir: Path) -> dict:
 
 def open_run(cfg: DictConfig, output_dir: Path):
     """The tracking run: a new one, or the checkpoint's run reopened, and the data it reads."""
-    from .tracking.base import open_logger
+    from .tracking.base import keep_unsent_in, open_logger
     from .tracking.records import record_data
 
     state = resumed_state(cfg, output_dir)
     run_id = state.get("run_id")
     logger = open_logger(cfg.logger, run_id, "train")
+    keep_unsent_in(logger, output_dir)  # if the tracker goes away mid-run (tracking.resend)
     if run_id:
         logger.set_tags({"resumed_at_step": state.get("global_step", "unknown")})
     record_data(logger, cfg)

@@ -52,6 +52,21 @@ def open_logger(config: Any, run_id: str | None, command: str) -> "Logger":
     return logger
 
 
+def keep_unsent_in(logger: "Logger", run_dir: Path) -> None:
+    """What the tracker does not take (it went away mid-run) is kept in ``run_dir`` for later."""
+    keep = getattr(logger, "keep_unsent_in", None)
+    if keep is not None:
+        keep(run_dir)
+
+
+def check_sent(logger: "Logger") -> None:
+    """``TrackingError`` (exit 6) if the tracker stopped answering during the run: the outputs
+    are on disk, and the message says where the rest is kept and how to send it."""
+    outage = getattr(logger, "outage", None)
+    if outage:
+        raise TrackingError(outage)
+
+
 @runtime_checkable
 class Logger(Protocol):
     """What the trainer and the evaluator call, on rank 0 only."""

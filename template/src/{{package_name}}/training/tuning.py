@@ -31,13 +31,15 @@ from omegaconf.errors import OmegaConfBaseException
 from optuna.trial import TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..tracking.base import keep_unsent_in
 from ..tracking.run_info import mask_text
 from .errors import TrainingError
 from .trainer import fit
 
 log = logging.getLogger(__name__)
 
-#: The trials that count toward ``n_trials``: a resumed search runs only the rest.
+#: The trials that count toward ``n_trials`` (with those running elsewhere, less the failed ones
+#: that are retried): a resumed search runs only the rest.
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 #: Failures of one trial that do not stop the search (the trial is recorded as FAIL).
 TRIAL_ERRORS: tuple[type[Exception], ...] = (TrainingError, torch.cuda.OutOfMemoryError)
@@ -73,7 +75,12 @@ def search(cfg: DictConfig, compose: Compose) -> optuna.Study:
     output_dir = Path(spec.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     study = open_study(spec)
-    done = count(study, (*COUNTED, TrialState.RUNNING))
+    # A trial whose worker died (SIGKILL, a lost machine) stays RUNNING; with a heartbeat it is
+    # failed here once its beats stop, and retried (enqueued again with the same parameters).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # nothing without a heartbeat
+    done = counted(study)
     remaining = int(spec.n_trials) - done
     for params in spec.get("enqueue") or []:  # known good points first (the defaults, say)
         study.enqueue_trial(dict(params), skip_if_exists=True)
@@ -88,12 +95,7 @@ def search(cfg: DictConfig, compose: Compose) -> optuna.Study:
                 _objective(spec, space, base, compose, output_dir, parent),
                 n_trials=remaining,
                 catch=TRIAL_ERRORS,
-                callbacks=[
-                    optuna.study.MaxTrialsCallback(
-                        int(spec.n_trials), states=(*COUNTED, TrialState.RUNNING)
-                    ),
-                    _report_to(parent),
-                ],
+                callbacks=[_stop_at(int(spec.n_trials)), _report_to(parent)],
             )
         status = "FINISHED"
     finally:
@@ -112,7 +114,9 @@ def open_study(spec: DictConfig) -> optuna.Study:
     """The study ``spec.study_name`` in ``spec.storage``, created or reopened."""
     sampler_cfg = OmegaConf.to_container(spec.sampler, resolve=True) if spec.sampler else None
     pruner_cfg = OmegaConf.to_container(spec.pruner, resolve=True) if spec.pruner else None
-    storage = make_storage(spec.storage, spec.get("heartbeat_interval"))
+    storage = make_storage(
+        spec.storage, spec.get("heartbeat_interval"), int(spec.get("max_retry") or 0)
+    )
     existing = _stored_trials(storage, str(spec.study_name))
     sampler = None
     if sampler_cfg:
@@ -132,10 +136,12 @@ def open_study(spec: DictConfig) -> optuna.Study:
     )
 
 
-def make_storage(url: str | None, heartbeat_interval: int | None = None) -> Any:
+def make_storage(url: str | None, heartbeat_interval: int | None = None, max_retry: int = 0) -> Any:
     """An RDB storage for ``url`` (None: in memory, nothing kept). A sqlite file gets its folder
-    and a long lock timeout (several processes write to it); with a heartbeat, the trials of a
-    killed process are marked FAIL after two missed beats instead of staying RUNNING."""
+    and a long lock timeout (several processes write to it). With a heartbeat, the trial of a
+    killed process is marked FAIL after two missed beats instead of staying RUNNING, and run
+    again with the same parameters, up to ``max_retry`` times (Optuna's
+    ``RetryHeartbeatStaleTrialCallback``); a trial that fails by itself (a NaN loss) is not."""
     if url is None:
         return None
     url = str(url)
@@ -155,6 +161,7 @@ def make_storage(url: str | None, heartbeat_interval: int | None = None) -> Any:
                     engine_kwargs=engine,
                     heartbeat_interval=beat,
                     grace_period=2 * beat if beat else None,
+                    **_retry_stale(max_retry if beat else 0),
                 )
         except (ImportError, ValueError) as error:
             raise SearchError(f"hparams_search.storage={url!r} cannot be opened: {error}") from None
@@ -169,8 +176,49 @@ def make_storage(url: str | None, heartbeat_interval: int | None = None) -> Any:
     raise AssertionError("unreachable")
 
 
+# Optuna 4.9 renamed the retry of a stale trial (the old names warn, and go in 6.0).
+RETRY_STALE = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+
+
+def _retry_stale(max_retry: int) -> dict[str, Any]:
+    """RDBStorage's argument that runs a stale trial again, up to ``max_retry`` times."""
+    if not max_retry:
+        return {}
+    if RETRY_STALE is not None:
+        return {"heartbeat_stale_trial_callback": RETRY_STALE(max_retry=max_retry)}
+    retry = optuna.storages.RetryFailedTrialCallback(max_retry=max_retry)
+    return {"failed_trial_callback": retry}
+
+
+def retried_trial_number(trial: optuna.trial.FrozenTrial) -> int | None:
+    """The number of the stale trial that ``trial`` runs again (None: it is no retry)."""
+    retry = RETRY_STALE or optuna.storages.RetryFailedTrialCallback
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return retry.retried_trial_number(trial)
+
+
 def count(study: optuna.Study, states: Sequence[TrialState]) -> int:
     return len(study.get_trials(deepcopy=False, states=tuple(states)))
+
+
+def counted(study: optuna.Study) -> int:
+    """The trials toward ``n_trials``: finished, failed or running, but not a failed trial that
+    is retried (its retry counts instead, once it runs)."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {retried_trial_number(t) for t in trials} - {None}
+    states = (*COUNTED, TrialState.RUNNING)
+    return sum(1 for t in trials if t.state in states and t.number not in retried)
+
+
+def _stop_at(n_trials: int) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
+    """Stop this worker once the study holds ``n_trials`` counted trials (``counted``)."""
+
+    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if counted(study) >= n_trials:
+            study.stop()
+
+    return callback
 
 
 def _stored_trials(storage: Any, name: str) -> int:
@@ -291,7 +339,7 @@ def _objective(
                     f"pruned at validation {len(reported)} (step {step}): {metric}={value:.4g}"
                 )
 
-        child = _open_child(cfg, parent, trial.number, values)
+        child = _open_child(cfg, parent, trial.number, values, trial_dir)
         status = "FAILED"
         try:
             metrics = fit(cfg, trial_dir, child, on_validation=on_validation)
@@ -337,6 +385,7 @@ def _open_parent(cfg: DictConfig, study: optuna.Study) -> Any:
     run_id = study.user_attrs.get(key)
     kwargs = {"run_id": run_id} if run_id else {"run_name": f"search-{study.study_name}"}
     parent = instantiate(cfg.logger, **kwargs)
+    keep_unsent_in(parent, Path(cfg.hparams_search.output_dir))
     if not run_id:
         study.set_user_attr(key, parent.run_id)
     parent.log_params({"hparams_search": OmegaConf.to_container(cfg.hparams_search, resolve=True)})
@@ -350,11 +399,14 @@ def _open_parent(cfg: DictConfig, study: optuna.Study) -> Any:
     return parent
 
 
-def _open_child(cfg: DictConfig, parent: Any, number: int, values: Mapping[str, Any]) -> Any:
+def _open_child(
+    cfg: DictConfig, parent: Any, number: int, values: Mapping[str, Any], trial_dir: Path
+) -> Any:
     """The trial's run, nested in the search's; none without a nesting logger."""
     if parent is None:
         return None
     child = instantiate(cfg.logger, run_name=f"trial-{number}", parent_run_id=parent.run_id)
+    keep_unsent_in(child, trial_dir)  # if the tracker goes away mid-trial (tracking.resend)
     child.set_tags({"optuna.trial": number, **{f"optuna.param.{k}": v for k, v in values.items()}})
     return child
 
