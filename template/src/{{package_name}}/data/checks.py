@@ -50,11 +50,16 @@ def read_processed(path: str | Path) -> pd.DataFrame:
     except FileNotFoundError:
         raise
     except Exception as error:
-        reason = " ".join(str(error).split())
-        raise DataValidationError(
-            f"{path} cannot be read as Parquet ({reason}): it is empty, truncated or not a "
-            f"Parquet file; {rebuild_hint()}."
-        ) from None
+        raise unreadable_parquet(path, error) from None
+
+
+def unreadable_parquet(path: str | Path, error: Exception) -> DataValidationError:
+    """The error for a processed file pyarrow cannot read: its name, the reason, the rebuild."""
+    reason = " ".join(str(error).split())
+    return DataValidationError(
+        f"{path} cannot be read as Parquet ({reason}): it is empty, truncated or not a "
+        f"Parquet file; {rebuild_hint()}."
+    )
 
 
 def read_stats(path: str | Path) -> dict:

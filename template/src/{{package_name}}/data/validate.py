@@ -39,8 +39,8 @@ from .checks import (
     duplicated_content,
     format_failures,
     overlapping_ids,
-    rebuild_hint,
     schema_failures,
+    unreadable_parquet,
     write_report,
 )
 from .schemas import SPLITS, is_classification, schemas_for
@@ -230,11 +230,7 @@ def require_validated(cfg: DictConfig) -> str:
         try:
             pq.read_metadata(path)
         except Exception as error:
-            reason = " ".join(str(error).split())
-            raise DataValidationError(
-                f"{path} cannot be read as Parquet ({reason}): it is empty, truncated or not a "
-                f"Parquet file; {rebuild_hint()}."
-            ) from None
+            raise unreadable_parquet(path, error) from None
     package = __name__.split(".")[0]
     command = f"`make validate` (python -m {package}.data.validate)"
     files = file_md5s(processed_dir)

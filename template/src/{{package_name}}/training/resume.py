@@ -22,6 +22,7 @@ difference into one of three kinds:
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..tracking.run_info import MASK, flatten
 from .errors import CheckpointError
 
 #: Never compared: they may differ between the two halves of one run (another folder, store).
@@ -59,23 +60,12 @@ _EFFECTS = {
     "keeps its shape",
 }
 
-MASK = "***"
 _ABSENT = "<absent>"
 
 
 def within(key: str, prefixes: Iterable[str]) -> bool:
     """Whether ``key`` is one of ``prefixes`` or below one of them."""
     return any(key == p or key.startswith(p + ".") for p in prefixes)
-
-
-def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay whole values."""
-    if isinstance(tree, Mapping):
-        flat: dict[str, Any] = {}
-        for key, value in tree.items():
-            flat.update(flatten(value, f"{prefix}{key}."))
-        return flat
-    return {prefix[:-1]: tree}
 
 
 def _masked(value: Any) -> bool:

@@ -19,7 +19,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from ..data.checks import read_stats
 from ..data.datasets import load_split, num_features
 from ..data.schemas import is_classification
 from ..tracking.base import Logger, NullLogger
-from ..tracking.run_info import mask_config
+from ..tracking.run_info import flatten, mask_config
 from . import checkpoint, distributed, divergence, loading, resume
 from . import precision as amp
 from .errors import CheckpointError, ConfigError
@@ -200,7 +200,7 @@ def fit(
         _seed_everything(cfg.seed + ctx.rank)  # different dropout masks on different ranks
     # A new run (a resumed one too, when its own run is in another store: tracking/base.py).
     if ctx.is_main and (state.global_step == 0 or getattr(logger, "resumed", True) is False):
-        logger.log_params(_flatten(OmegaConf.to_container(cfg, resolve=True)))
+        logger.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
 
     def snapshot() -> dict[str, Any]:
         """The checkpoint of this moment (a collective: every rank calls it)."""
@@ -641,16 +641,6 @@ def _due(every: tuple[str, int], global_step: int, step_in_epoch: int) -> bool:
     if kind == "steps":
         return global_step % n == 0
     return step_in_epoch > 0 and step_in_epoch % n == 0
-
-
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: trackers take flat parameters."""
-    if isinstance(tree, Mapping):
-        flat: dict[str, Any] = {}
-        for key, value in tree.items():
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        return flat
-    return {prefix[:-1]: tree}
 
 
 def _progress(total: int, initial: int, enabled: bool) -> Any:
