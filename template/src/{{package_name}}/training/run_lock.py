@@ -51,7 +51,7 @@ class RunLock:
         """Who holds the lock, for the message of a run that finds the folder busy."""
         if self._handle is None:
             return
-        started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
         job = f" (rank 0 of {world_size} processes)" if world_size > 1 else ""
         self._handle.seek(0)
         self._handle.truncate()
