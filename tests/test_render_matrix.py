@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -60,17 +61,29 @@ def test_render_passes_ruff(render, answers):
 
 
 def _code_key(answers: dict) -> tuple:
-    """The answers that change the generated package, configs and tests (use_docker and ci change
-    only the Makefile, the README and their own files, which have tests of their own)."""
-    return answers["task"], answers["use_dvc"], answers["use_mlflow"]
+    """The answers that change the generated package, configs and tests. use_docker and ci change
+    only the Makefile, the README and their own files, which have tests of their own; use_dvc
+    changes only the test files in DVC_DEPENDENT_TESTS (and dvc.yaml, tested by test_pipeline)."""
+    return answers["task"], answers["use_mlflow"]
 
 
-# The first render of each code key runs the whole fast set; the others only test_layout.py (the
-# README's promises), which is what use_docker and ci can change. Half the matrix's test time.
-FULL_FAST_SET = {
-    combination_id(next(c for c in COMBINATIONS if _code_key(c) == key))
-    for key in {_code_key(c) for c in COMBINATIONS}
-}
+# The generated test files whose content use_dvc changes: checked against the template below.
+DVC_DEPENDENT_TESTS = ["tests/test_evaluation.py", "tests/test_tracking.py"]
+
+
+def _first_of_each(key, among=COMBINATIONS) -> set[str]:
+    return {combination_id(next(c for c in among if key(c) == k)) for k in {key(c) for c in among}}
+
+
+# One render of each code key runs the whole fast set (with DVC where it tracks to MLflow,
+# without where it does not, so that both values of use_dvc run everything on every task); the
+# first render of each code key with the other use_dvc runs the files use_dvc changes; every
+# other render only test_layout.py (the README's promises), which is what use_docker and ci can
+# change. A third of the time of a whole fast set on every render.
+FULL_FAST_SET = _first_of_each(
+    _code_key, [c for c in COMBINATIONS if c["use_dvc"] == c["use_mlflow"]]
+)
+DVC_FAST_SET = _first_of_each(lambda c: (*_code_key(c), c["use_dvc"])) - FULL_FAST_SET
 
 
 @pytest.mark.parametrize("answers", COMBINATION_PARAMS)
@@ -79,7 +92,9 @@ def test_render_passes_its_own_fast_tests(render, answers):
     # test_generated_slow.py: they do not depend on the structural answers.
     project = render(answers)
     cmd = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow"]
-    if combination_id(answers) not in FULL_FAST_SET:
+    if combination_id(answers) in DVC_FAST_SET:
+        cmd += ["tests/test_layout.py", *DVC_DEPENDENT_TESTS]
+    elif combination_id(answers) not in FULL_FAST_SET:
         cmd.append("tests/test_layout.py")
     before = project_state(project.path)
     proc = run(cmd, cwd=project.path)
@@ -89,7 +104,28 @@ def test_render_passes_its_own_fast_tests(render, answers):
 
 def test_every_code_key_runs_the_whole_fast_set_once():
     keys = [_code_key(c) for c in COMBINATIONS if combination_id(c) in FULL_FAST_SET]
-    assert len(keys) == len(set(keys)) == 3 * 2 * 2
+    assert len(keys) == len(set(keys)) == 3 * 2
+    # ... and every (code key, use_dvc) pair runs the files use_dvc changes at least once.
+    covered = {
+        (*_code_key(c), c["use_dvc"])
+        for c in COMBINATIONS
+        if combination_id(c) in FULL_FAST_SET | DVC_FAST_SET
+    }
+    assert len(covered) == 3 * 2 * 2
+
+
+def test_use_dvc_changes_no_generated_file_but_the_dvc_dependent_tests():
+    # If use_dvc ever changes another generated file (a module, a config, another test file),
+    # the renders that skip it would no longer test it: add it to DVC_DEPENDENT_TESTS.
+    template = Path(__file__).parent.parent / "template"
+    using = sorted(
+        str(path.relative_to(template)).removesuffix(".jinja")
+        for path in template.rglob("*")
+        if path.is_file()
+        and path.parts[len(template.parts)] in ("src", "configs", "tests")
+        and "use_dvc" in path.read_text(encoding="utf-8")
+    )
+    assert using == DVC_DEPENDENT_TESTS
 
 
 def test_matrix_covers_every_answer_value():
