@@ -45,14 +45,14 @@ def main(cfg: DictConfig) -> None:
 
     logger = lock = output_dir = None
     try:
-        require_validated(cfg)  # prepared, readable and passed validation, before a run opens
+        data_md5 = require_validated(cfg)  # prepared, readable and validated, before a run opens
         warn_if_not_servable(cfg)
         ctx = distributed.setup(cfg.trainer.accelerator)
         output_dir = run_dir(cfg, distributed)
         lock = run_lock.hold(output_dir, cfg.ckpt_path, ctx)  # before anything is written there
         if ctx.is_main:  # one tracking run per job; a resumed job continues its run
             keep_resolved_config(cfg)
-            logger = open_run(cfg, output_dir)
+            logger = open_run(cfg, output_dir, data_md5)
         metrics = fit(cfg, output_dir, logger, ctx)
         if ctx.is_main:
             record_outputs(cfg, output_dir, logger)
@@ -165,8 +165,9 @@ def resumed_state(cfg: DictConfig, output_dir: Path) -> dict:
     return resumed[0]["trainer_state"]
 
 
-def open_run(cfg: DictConfig, output_dir: Path):
-    """The tracking run: a new one, or the checkpoint's run reopened, and the data it reads."""
+def open_run(cfg: DictConfig, output_dir: Path, data_md5: str | None = None):
+    """The tracking run: a new one, or the checkpoint's run reopened, and the data it reads
+    (``data_md5``: the digest ``require_validated`` already took of those files)."""
     from .tracking.base import keep_unsent_in, open_logger
     from .tracking.records import record_data
 
@@ -176,7 +177,7 @@ def open_run(cfg: DictConfig, output_dir: Path):
     keep_unsent_in(logger, output_dir)  # if the tracker goes away mid-run (tracking.resend)
     if run_id:
         logger.set_tags({"resumed_at_step": state.get("global_step", "unknown")})
-    record_data(logger, cfg)
+    record_data(logger, cfg, data_md5)
     return logger
 
 

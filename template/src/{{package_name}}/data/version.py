@@ -52,11 +52,14 @@ def processed_md5(folder: str | Path) -> str:
     return digest(file_md5s(Path(folder)))
 
 
-def data_version(processed_dir: str | Path, lock_file: str | Path = "dvc.lock") -> dict:
+def data_version(
+    processed_dir: str | Path, lock_file: str | Path = "dvc.lock", md5: str | None = None
+) -> dict:
     """``{"md5": digest of the files, "dvc_lock_md5": dvc.lock's md5 or None, "matches_dvc_lock":
-    whether they agree (None without dvc.lock)}`` for the processed data."""
+    whether they agree (None without dvc.lock)}`` for the processed data. ``md5``: the files'
+    digest where the caller has just taken it (``validate.require_validated``), not read again."""
     processed_dir = Path(processed_dir)
-    md5 = processed_md5(processed_dir)
+    md5 = md5 or processed_md5(processed_dir)
     locked = dvc_md5(Path(lock_file), processed_dir.as_posix())
     return {
         "md5": md5,

@@ -17,13 +17,13 @@ from ..data.version import data_version
 from .base import Logger
 
 
-def record_data(logger: Logger, cfg: DictConfig) -> dict:
+def record_data(logger: Logger, cfg: DictConfig, md5: str | None = None) -> dict:
     """Each split as a dataset input of the run, versioned by the md5 of the processed files
     themselves (``data/version.py``), and a snapshot of it: ``data/<split>_head.json`` and
     ``data/<split>_describe.json``. ``dvc.lock``'s md5 is kept as a tag beside it; when the two
     differ (the data changed outside ``dvc repro``), the run is tagged and a warning says so."""
     processed = Path(cfg.paths.processed_dir)
-    version = data_version(processed)
+    version = data_version(processed, md5=md5)  # md5: already taken of these files, or None
     for split in SPLITS:
         frame = read_processed(processed / f"{split}.parquet")
         logger.log_dataset(

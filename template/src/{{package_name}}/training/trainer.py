@@ -604,7 +604,7 @@ def _load_state(
             f"{path} does not fit this run's model or optimizer ({first}). Resume with the "
             "config it was trained with, or start a new run (ckpt_path=null)."
         ) from None
-    lrs = [resume.flatten(c).get("optimizer.lr") for c in (saved.get("config") or {}, current)]
+    lrs = [flatten(c).get("optimizer.lr") for c in (saved.get("config") or {}, current)]
     if all(isinstance(lr, (int, float)) and lr > 0 for lr in lrs) and lrs[0] != lrs[1]:
         resume.apply_lr(optimizer, scheduler, *lrs)
     for line in applied:
