@@ -64,6 +64,17 @@ class Guard:
         self.ctx = ctx
         self.unproven: Path | None = None  # the newest step-N.pt no passed check followed
 
+    def check(
+        self,
+        loss_sum: torch.Tensor,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        step: int,
+    ) -> None:
+        """Both checks, as before a checkpoint or the final metrics are written."""
+        self.check_loss(loss_sum, step)
+        self.check_state(model, optimizer, step)
+
     def check_loss(self, loss_sum: torch.Tensor, step: int) -> None:
         """Raise if the loss window (this rank's sum since the last log) is not finite."""
         if distributed.any_rank(not torch.isfinite(loss_sum).item(), self.ctx.device):

@@ -228,8 +228,7 @@ def fit(
         }
 
     def save() -> Path | None:
-        guard.check_loss(window_loss, state.global_step)  # never save a diverged model
-        guard.check_state(model, optimizer, state.global_step)
+        guard.check(window_loss, model, optimizer, state.global_step)  # never save NaN weights
         snap = snapshot()
         path = None
         if ctx.is_main:
@@ -371,8 +370,7 @@ def fit(
                             0,
                         )
                         if save_checkpoints:
-                            guard.check_loss(window_loss, state.global_step)
-                            guard.check_state(model, optimizer, state.global_step)
+                            guard.check(window_loss, model, optimizer, state.global_step)
                             snap = snapshot()
                             if ctx.is_main:
                                 checkpoint.save_best(snap, ckpt_dir)
@@ -402,8 +400,7 @@ def fit(
 
     if bar is not None:
         bar.close()
-    guard.check_loss(window_loss, state.global_step)
-    guard.check_state(model, optimizer, state.global_step)  # no metrics.json of NaN weights
+    guard.check(window_loss, model, optimizer, state.global_step)  # no metrics.json of NaN
     health.finish(state.global_step)  # history.json, last grid, warnings recalled in the log
 
     # ---- final validation and test, with the best weights ---------------------------------
