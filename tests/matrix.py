@@ -204,6 +204,11 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "tests/test_health.py",
         "tests/training_helpers.py",
     }
+    # the kinds of task: the only code that knows whether a run classifies or regresses
+    files |= {
+        f"{pkg}/tasks/{name}.py"
+        for name in ("__init__", "base", "classification", "image_classification", "regression")
+    }
     # guards against training silently wrong (divergence, resume under a changed config)
     files |= {
         f"{pkg}/training/divergence.py",

@@ -62,9 +62,10 @@ def evaluate(
     import numpy as np
     import pandas as pd
 
+    from . import tasks
     from .data.checks import read_processed
     from .data.datasets import load_split
-    from .data.schemas import is_classification, schemas_for
+    from .data.schemas import schemas_for
     from .evaluation import distributions, importance, report, slices, suite
     from .training.errors import ConfigError
 
@@ -78,7 +79,8 @@ def evaluate(
     settings = OmegaConf.to_container(cfg.evaluation, resolve=True)
     model, device = restore_model(state, path, cfg.trainer.accelerator)
     processed = Path(cfg.paths.processed_dir)
-    classification = is_classification(trained.data)
+    task = tasks.for_data(trained.data)
+    classification = task.kind == "classification"
     scale = None if classification else state.get("target_scale")
 
     def predict(inputs: np.ndarray) -> np.ndarray:
@@ -88,13 +90,13 @@ def evaluate(
     scaling = feature_scale(state, path, processed, schemas_for(trained.data.name)[2])
     splits = {}
     for name in ("val", "test"):
-        dataset = load_split(trained.data, processed, name)
+        dataset = load_split(trained.data, processed, name, task.targets)
         x, y = dataset.tensors[0].numpy(), dataset.tensors[1].numpy()
         frame = slices.in_raw_units(read_processed(processed / f"{name}.parquet"), scaling)
         splits[name] = suite.Split(
             x=x, y=y if classification else y.ravel(), output=predict(x), frame=frame
         )
-    y_train = load_split(trained.data, processed, "train").tensors[1].numpy()
+    y_train = load_split(trained.data, processed, "train", task.targets).tensors[1].numpy()
     others = {}
     for other in settings.get("compare_with") or []:
         other_path = load_checkpoint(other)[1]

@@ -5,6 +5,7 @@ one go and turned into a row-major array once). Each split is checked against it
 schema on loading, so nothing trains on data that breaks it, whichever command started it.
 """
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +14,19 @@ from omegaconf import DictConfig
 from torch.utils.data import TensorDataset
 
 from .checks import DataValidationError, format_failures, read_processed, schema_failures
-from .schemas import SPLITS, is_classification, schemas_for
+from .schemas import SPLITS, schemas_for
 
 
-def load_split(data: DictConfig, processed_dir: str | Path, split: str) -> TensorDataset:
+def load_split(
+    data: DictConfig,
+    processed_dir: str | Path,
+    split: str,
+    targets: Callable[[np.ndarray], torch.Tensor],
+) -> TensorDataset:
     """``(features, target)`` tensors of one split: ``train``, ``val`` or ``test``.
 
-    Features are float32, shaped ``data.image_shape`` per row for images; targets are int64
-    class indices for classification and float32 of shape ``(n, 1)`` for regression.
+    Features are float32, shaped ``data.image_shape`` per row for images; ``targets`` (the
+    task's, ``tasks/``) turns the target column into the tensor the loss expects.
     """
     _, processed_schema, features = schemas_for(data.name)
     require_prepared(processed_dir, (split,))
@@ -34,12 +40,7 @@ def load_split(data: DictConfig, processed_dir: str | Path, split: str) -> Tenso
     inputs = torch.from_numpy(frame[features].to_numpy(dtype=np.float32, copy=True))
     if data.get("image_shape"):
         inputs = inputs.reshape(len(frame), *data.image_shape)
-    if is_classification(data):
-        target = torch.from_numpy(frame[data.target].to_numpy(dtype=np.int64, copy=True))
-    else:
-        values = frame[data.target].to_numpy(dtype=np.float32, copy=True)
-        target = torch.from_numpy(values).unsqueeze(1)
-    return TensorDataset(inputs, target)
+    return TensorDataset(inputs, targets(frame[data.target].to_numpy()))
 
 
 def require_prepared(processed_dir: str | Path, splits: tuple[str, ...] = SPLITS) -> None:

@@ -105,6 +105,7 @@ def served_model(ckpt: Path, cfg: DictConfig) -> tuple[torch.nn.Module, Any]:
 
     state, path = load_checkpoint(ckpt)
     model, _ = predictor(state, path, cfg, "cpu")
-    processed = load_split(cfg.data, cfg.paths.processed_dir, "test").tensors[0][:2]
+    test = load_split(cfg.data, cfg.paths.processed_dir, "test", torch.from_numpy)
+    processed = test.tensors[0][:2]
     rows = processed.reshape(len(processed), -1).double() * model.scale + model.offset
     return model, rows.float().numpy()

@@ -31,10 +31,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from .. import settings
+from .. import settings, tasks
 from ..data.checks import read_stats
 from ..data.datasets import load_split, num_features
-from ..data.schemas import is_classification
 from ..tracking.base import Logger, NullLogger
 from ..tracking.run_info import flatten, mask_config
 from . import checkpoint, distributed, divergence, loading, resume
@@ -103,7 +102,8 @@ def fit(
     output_dir = Path(output_dir)
     ckpt_dir = output_dir / "checkpoints"
     save_checkpoints = not (fast_dev_run or overfit)  # debugging runs leave no checkpoints
-    classification = is_classification(cfg.data)
+    task = tasks.for_data(cfg.data)
+    classification = task.kind == "classification"
     device = ctx.device
     if t.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -113,8 +113,8 @@ def fit(
 
     # ---- data -------------------------------------------------------------------------------
     processed = cfg.paths.processed_dir
-    train_set = load_split(cfg.data, processed, "train")
-    val_set = train_set if overfit else load_split(cfg.data, processed, "val")
+    train_set = load_split(cfg.data, processed, "train", task.targets)
+    val_set = train_set if overfit else load_split(cfg.data, processed, "val", task.targets)
     full_batches = len(train_set) // (batch_size * ctx.world_size)
     if fast_dev_run:
         train_limit = accumulate
@@ -411,7 +411,7 @@ def fit(
         best_path = ckpt_dir / "best.pt"
         if save_checkpoints and best_path.is_file():
             model.load_state_dict(checkpoint.load_file(best_path)["model"])
-        test_set = load_split(cfg.data, processed, "test")
+        test_set = load_split(cfg.data, processed, "test", task.targets)
         test_sampler = _shards(test_set, batch_size, ctx, val_limit)
         test_loader = loading.batches(test_set, test_sampler, workers, device, cfg.seed)
         metrics.update(evaluate(net, test_loader, "test", precision, ctx, target_scale))
@@ -488,14 +488,12 @@ def evaluate(
 def build_model(cfg: DictConfig) -> nn.Module:
     """``cfg.model`` instantiated; its null size arguments are filled in from the data."""
     params = cfg.model
-    classification = is_classification(cfg.data)
     from_data: dict[str, Any] = {}
     if "in_features" in params and params.in_features is None:
         from_data["in_features"] = num_features(cfg.data)
-    if "out_features" in params and params.out_features is None:
-        from_data["out_features"] = cfg.data.num_classes if classification else 1
-    if "num_classes" in params and params.num_classes is None:
-        from_data["num_classes"] = cfg.data.num_classes
+    for key, size in tasks.for_data(cfg.data).model_sizes().items():  # the output layer
+        if key in params and params[key] is None:
+            from_data[key] = size
     if "in_channels" in params and params.in_channels is None:
         from_data["in_channels"] = cfg.data.image_shape[0]
     return _instantiate(params, "model", **from_data)

@@ -1,0 +1,34 @@
+"""The kinds of task: the only place that knows whether a run classifies or regresses.
+
+A task (``base.Task``) owns what depends on the kind of target: the loss, the metrics, how
+targets are encoded for the loss and how the network's outputs are decoded into answers, and how
+answers are written and evaluated. Everything else (the trainer, evaluation, predict, export)
+asks the task instead of asking which kind it is. ``data.task`` in the data config picks one.
+
+To add a kind of task: write a module next to these with a ``Task`` subclass, add it to
+``TASKS`` below, and give your data config ``task: <its name>``.
+"""
+
+from omegaconf import DictConfig
+
+from ..training.errors import ConfigError
+from .base import Task
+from .classification import Classification
+from .image_classification import ImageClassification
+from .regression import Regression
+
+TASKS: dict[str, type[Task]] = {
+    "image_classification": ImageClassification,
+    "tabular_classification": Classification,
+    "tabular_regression": Regression,
+}
+
+__all__ = ["TASKS", "Classification", "ImageClassification", "Regression", "Task", "for_data"]
+
+
+def for_data(data: DictConfig) -> Task:
+    """The task that ``data.task`` names, set up for that data config."""
+    name = data.get("task")
+    if name not in TASKS:
+        raise ConfigError(f"data.task must be one of {sorted(TASKS)}, got {name!r}.")
+    return TASKS[name](data)
