@@ -8,9 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-
-class TrackingError(RuntimeError):
-    """The tracking store cannot be used; the message names the URI and what to do."""
+from ..errors import TrackingError  # raised here, and importable from here
 
 
 class RunNotFoundError(TrackingError):

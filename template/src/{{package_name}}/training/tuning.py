@@ -31,9 +31,9 @@ from omegaconf.errors import OmegaConfBaseException
 from optuna.trial import TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..errors import TrainingError
 from ..tracking.base import keep_unsent_in
 from ..tracking.run_info import mask_text
-from .errors import TrainingError
 from .trainer import fit
 
 log = logging.getLogger(__name__)
