@@ -462,7 +462,7 @@ PROGRESS_EDIT = (
     '    """A helper the user added to the progress charts."""\n'
     "    return (11, 4)\n"
 )
-ERRORS_EDIT = "\n\nclass UserError(ConfigError):\n    \"\"\"The user's own config error.\"\"\"\n"
+ERRORS_EDIT = '\n\nclass UserError(ConfigError):\n    """A config error that the user added."""\n'
 
 
 @pytest.mark.slow
