@@ -241,6 +241,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         files |= {
             f"{pkg}/tracking/mlflow_logger.py",
             f"{pkg}/tracking/resend.py",
+            f"{pkg}/tracking/unsent.py",
             "configs/logger/mlflow.yaml",
             "tests/test_tracking_mlflow.py",
         }

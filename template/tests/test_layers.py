@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, list[tuple[str, ...]]]] = [
             ("tune",),
             ("data.prepare",),
             ("data.validate",),
+            ("tracking.resend",),
         ],
     ),
     # What runs the layers below as a whole: the search trains trial after trial.

@@ -555,3 +555,20 @@ def load_exported(path: str | Path):
     extra = {EXPORT_METADATA: ""}
     program = torch.export.load(Path(path), extra_files=extra)
     return program, json.loads(extra[EXPORT_METADATA])
+
+
+def served_model(ckpt: Path, cfg: DictConfig) -> tuple[Any, Any]:
+    """The checkpoint's model as ``predict`` and ``export`` serve it, and an input example: what
+    training logs to the tracker as its model (``train``, ``tracking.resend``).
+
+    ``inference.predictor``: raw rows in (the checkpoint's feature scaling and, for images, the
+    reshape are inside), probabilities or values in the target's units out. The example is two
+    rows of the test split in raw units, float32 ``(2, features)``.
+    """
+    from .data.datasets import load_split
+
+    state, path = load_checkpoint(ckpt)
+    model, _ = predictor(state, path, cfg, "cpu")
+    processed = load_split(cfg.data, cfg.paths.processed_dir, "test").tensors[0][:2]
+    rows = processed.reshape(len(processed), -1).double() * model.scale + model.offset
+    return model, rows.float().numpy()

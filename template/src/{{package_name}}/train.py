@@ -170,29 +170,13 @@ def open_run(cfg: DictConfig, output_dir: Path, data_md5: str | None = None):
 def record_outputs(cfg: DictConfig, output_dir: Path, logger) -> None:
     """After training: metrics.json, checkpoints, the model (best weights, taking raw rows) and
     the training curves (curves.png, also written with logger=none) to the tracker."""
+    from .inference import served_model
     from .tracking.records import record_curves
     from .tracking.records import record_outputs as record
 
     if not cfg.trainer.fast_dev_run:  # one step has no curve (and matplotlib costs a second)
         record_curves(logger, output_dir)
     record(logger, output_dir, lambda best: served_model(best, cfg))
-
-
-def served_model(ckpt: Path, cfg: DictConfig) -> tuple:
-    """The checkpoint's model as ``predict`` and ``export`` serve it, and an input example.
-
-    ``inference.predictor``: raw rows in (the checkpoint's feature scaling and, for images, the
-    reshape are inside), probabilities or values in the target's units out. The example is two
-    rows of the test split in raw units, float32 ``(2, features)``.
-    """
-    from .data.datasets import load_split
-    from .inference import load_checkpoint, predictor
-
-    state, path = load_checkpoint(ckpt)
-    model, _ = predictor(state, path, cfg, "cpu")
-    processed = load_split(cfg.data, cfg.paths.processed_dir, "test").tensors[0][:2]
-    rows = processed.reshape(len(processed), -1).double() * model.scale + model.offset
-    return model, rows.float().numpy()
 
 
 def warn_if_not_servable(cfg: DictConfig) -> None:
