@@ -225,6 +225,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"configs/hparams_search/{search}.yaml",
         f"{pkg}/tune.py",
         f"{pkg}/training/tuning.py",
+        f"{pkg}/training/study.py",
         "tests/test_tune.py",
     }
     # tracking
