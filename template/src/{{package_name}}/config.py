@@ -1,7 +1,8 @@
 """Where the Hydra configs live, and composing them outside an entry point.
 
 Entry points use ``@entry_point("<command>")`` (``hydra.main`` over ``configs/<command>.yaml``,
-whose command-line errors exit with code 2); tests and notebooks use ``compose()``.
+whose command-line errors exit with code 2, and ``errors.reported``, which gives every other
+error the user can fix its message and exit code); tests and notebooks use ``compose()``.
 ``python -m <package>.config`` writes ``params.yaml``, the composed default config that DVC's
 stages run with (``make params``); ``--check`` fails when it is out of date.
 """
@@ -17,7 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from .training.errors import fail
+from .errors import ConfigError, fail, reported
 
 # src/<package>/config.py -> the project root, which holds configs/. Run commands from the root:
 # the paths in configs/paths/ are relative to it.
@@ -35,11 +36,13 @@ def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictCo
 
 
 def entry_point(
-    command: str, config_name: str | None = None
+    command: str, config_name: str | None = None, **reporting: Any
 ) -> Callable[[Callable[[DictConfig], None]], Callable[..., None]]:
     """``@entry_point("train")``: ``hydra.main`` over ``configs/train.yaml``, and its errors.
 
-    ``config_name`` names another config (prepare and validate read ``train``'s).
+    ``config_name`` names another config (prepare and validate read ``train``'s). The command
+    runs inside ``errors.reported(command, **reporting)``: the one place where errors become
+    messages and exit codes (``reporting``: how this command words a data error).
 
     Hydra applies the command line's overrides before the entry point runs, and reports one it
     cannot apply (a misspelled key, an unknown option of a config group, bad syntax) itself, with
@@ -48,39 +51,52 @@ def entry_point(
     have meant. ``HYDRA_FULL_ERROR=1`` keeps Hydra's own report (a traceback).
     """
     from hydra import main as hydra_main
-    from hydra.errors import ConfigCompositionException, OverrideParseException
 
     def decorate(task: Callable[[DictConfig], None]) -> Callable[..., None]:
         name = config_name or command
-        run = hydra_main(version_base="1.3", config_path=CONFIG_DIR, config_name=name)(task)
+
+        @functools.wraps(task)  # Hydra names the job after the function it unwraps
+        def reporting_task(cfg: DictConfig) -> None:
+            with reported(command, **reporting):  # inside the job: Hydra adds nothing to it
+                return task(cfg)
+
+        run = hydra_main(version_base="1.3", config_path=CONFIG_DIR, config_name=name)(
+            reporting_task
+        )
 
         @functools.wraps(task)
         def main(cfg: DictConfig | None = None) -> None:
-            previous = os.environ.get("HYDRA_FULL_ERROR")
-            if cfg is not None or previous == "1":
-                return run(cfg)
-            # Hydra raises, instead of printing and exiting, while this is set.
-            os.environ["HYDRA_FULL_ERROR"] = "1"
-            try:
-                return run()
-            except (ConfigCompositionException, OverrideParseException) as error:
-                fail(command, override_error(error), 2)
-            finally:
-                if previous is None:
-                    os.environ.pop("HYDRA_FULL_ERROR", None)
-                else:
-                    os.environ["HYDRA_FULL_ERROR"] = previous
+            return _run(run, cfg, command)
 
         return main
 
     return decorate
 
 
+def _run(run: Callable[..., None], cfg: DictConfig | None, command: str) -> None:
+    """Hydra's main; its command-line errors exit with code 2, as every config error does."""
+    from hydra.errors import ConfigCompositionException, OverrideParseException
+
+    previous = os.environ.get("HYDRA_FULL_ERROR")
+    if cfg is not None or previous == "1":
+        return run(cfg)
+    # Hydra raises, instead of printing and exiting, while this is set.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        return run()
+    except (ConfigCompositionException, OverrideParseException) as error:
+        fail(command, override_error(error), 2)
+    finally:
+        if previous is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = previous
+
+
 def check_settings(cfg: DictConfig, command: str) -> None:
     """Every setting ``command`` reads (``settings.py``), first: on a broken one, exit with code
     2, leaving nothing behind, not even the folder Hydra made for this run."""
     from .settings import check
-    from .training.errors import ConfigError
 
     try:
         check(cfg, command)
@@ -93,7 +109,7 @@ def check_settings(cfg: DictConfig, command: str) -> None:
 def check_output_folders(cfg: DictConfig, command: str) -> None:
     """The folders ``command`` writes into (``OUTPUT_FOLDERS``) can be written: else exit 2, as
     for any config error, leaving nothing behind."""
-    from .training.errors import ConfigError
+    from .errors import ConfigError
 
     try:
         for key in OUTPUT_FOLDERS.get(command, ()):
@@ -117,8 +133,6 @@ def check_writable(folder: Any, key: str) -> None:
     """Raise ``ConfigError`` naming ``key``, the folder and the cause, unless a file can be
     made in ``folder`` (or in its nearest existing parent, where it would be created)."""
     import tempfile
-
-    from .training.errors import ConfigError
 
     if folder is None or folder == "":
         return

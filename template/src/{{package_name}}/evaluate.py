@@ -16,21 +16,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from .config import check_settings, entry_point
 from .inference import feature_scale, load_checkpoint, model_outputs, restore_model
-from .training.errors import fail
 
 
 @entry_point("evaluate")
 def main(cfg: DictConfig) -> None:
     check_settings(cfg, "evaluate")  # before a checkpoint is read or a run opened
     # Imported here so that `--help` and config errors answer without importing torch.
-    from .data.checks import DataValidationError
-    from .data.validate import require_validated
-    from .tracking.base import TrackingError, open_logger
-    from .training.errors import TrainingError
+    from .data.record import require_validated
+    from .tracking.base import open_logger
 
     logger = None
     status = "FAILED"
-    try:
+    try:  # an error's message and exit code: errors.reported
         loaded = load_checkpoint(cfg.ckpt_path)
         require_validated(cfg)  # the data it scores passed validation, these very files
         # Reopen the training run when the checkpoint knows it, so its metrics sit together
@@ -39,12 +36,6 @@ def main(cfg: DictConfig) -> None:
         logger = open_logger(cfg.logger, run_id, "evaluate")
         metrics = evaluate(cfg, logger, loaded)
         status = "FINISHED"
-    except TrackingError as error:
-        fail("evaluate", str(error), 6)
-    except TrainingError as error:
-        fail("evaluate", str(error), error.exit_code)
-    except (DataValidationError, FileNotFoundError) as error:
-        fail("evaluate", f"the data cannot be used: {error}", 5)
     finally:
         if logger is not None:
             logger.finish(status)
@@ -66,8 +57,8 @@ def evaluate(
     from .data.checks import read_processed
     from .data.datasets import load_split
     from .data.schemas import schemas_for
+    from .errors import ConfigError
     from .evaluation import distributions, importance, report, slices, suite
-    from .training.errors import ConfigError
 
     state, path = loaded or load_checkpoint(cfg.ckpt_path)
     trained = OmegaConf.create(state["config"])

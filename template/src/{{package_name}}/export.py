@@ -13,22 +13,14 @@ Exit codes: 0 success; 2 bad config; 3 missing or unusable checkpoint; 5 missing
 from omegaconf import DictConfig
 
 from .config import entry_point
-from .training.errors import fail
 
 
 @entry_point("export")
 def main(cfg: DictConfig) -> None:
     # Imported here so that `--help` and config errors answer without importing torch.
-    from .data.checks import DataValidationError
     from .inference import export_model
-    from .training.errors import TrainingError
 
-    try:
-        path = export_model(cfg)
-    except TrainingError as error:
-        fail("export", str(error), error.exit_code)
-    except (DataValidationError, FileNotFoundError) as error:
-        fail("export", f"the data cannot be used: {error}", 5)
+    path = export_model(cfg)  # an error's message and exit code: errors.reported
     print(f"wrote {path} (torch.export; load it with torch.export.load)")
 
 

@@ -33,7 +33,7 @@ def load_checkpoint(ckpt_path: Any) -> tuple[dict[str, Any], Path]:
     """The checkpoint dict and its file: ``ckpt_path`` is a .pt file or a run's folder."""
     import torch
 
-    from .training.errors import CheckpointError
+    from .errors import CheckpointError
 
     if ckpt_path is None:
         raise CheckpointError(
@@ -105,7 +105,7 @@ def check_checkpoint(state: dict[str, Any], path: Path) -> None:
 
     import torch
 
-    from .training.errors import CheckpointError
+    from .errors import CheckpointError
 
     config = state["config"]
     model = config.get("model") if isinstance(config, dict) else None
@@ -199,8 +199,8 @@ def restore_model(state: dict[str, Any], path: Path, accelerator: str):
     """The model of the checkpoint's config with its weights, in eval mode, and its device."""
     import torch
 
-    from .training.errors import CheckpointError
-    from .training.trainer import build_model
+    from .errors import CheckpointError
+    from .tasks import build_model
 
     use_cuda = accelerator != "cpu" and torch.cuda.is_available()
     device = torch.device("cuda" if use_cuda else "cpu")
@@ -235,7 +235,7 @@ def model_outputs(model, inputs, device, target_scale: dict[str, float] | None =
 
 def trained_config(state: dict[str, Any], path: Path, cfg: DictConfig) -> DictConfig:
     """The checkpoint's config, refused when it was trained for another dataset or task."""
-    from .training.errors import ConfigError
+    from .errors import ConfigError
 
     trained = OmegaConf.create(state["config"])
     for key in ("name", "task"):
@@ -259,7 +259,7 @@ def read_input(path: Path, data: DictConfig):
 
     from .data.checks import DataValidationError
     from .data.schemas import schemas_for
-    from .training.errors import ConfigError
+    from .errors import ConfigError
 
     images = bool(data.get("image_shape"))
     allowed = (*TABLE_SUFFIXES, ".npy") if images else TABLE_SUFFIXES
@@ -346,7 +346,7 @@ def input_rows(frame, data: DictConfig, table: str = "input"):
     _align_dtypes(frame, schema.to_schema().get_dtypes(frame))
     failures = schema_failures(schema, frame, table, ["id", *features])
     if not failures and data.get("pixel_range") is not None:  # images: the range prepare scaled
-        from .data.prepare import pixel_range
+        from .data.schemas import pixel_range
 
         failures = range_failures(frame, table, features, pixel_range(data), "data.pixel_range")
     if failures:
@@ -422,7 +422,7 @@ def feature_scale(
     if stats is None:
         return load_stats(processed_dir, features)
     if stats.get("features") != list(features):
-        from .training.errors import CheckpointError
+        from .errors import CheckpointError
 
         raise CheckpointError(
             f"{path} was trained on the features {stats.get('features')}, not those of the "
@@ -441,7 +441,7 @@ def predictor(state: dict[str, Any], path: Path, cfg: DictConfig, accelerator: s
     model, device = restore_model(state, path, accelerator)
     target_scale = None if is_classification(trained.data) else state.get("target_scale")
     if not is_classification(trained.data) and not target_scale:
-        from .training.errors import CheckpointError
+        from .errors import CheckpointError
 
         raise CheckpointError(f"{path} has no target_scale: it was not written by the trainer.")
     wrapped = Predictor(
@@ -463,7 +463,7 @@ def predict(cfg: DictConfig):
     import pandas as pd
     import torch
 
-    from .training.errors import ConfigError
+    from .errors import ConfigError
 
     for key in ("input", "output"):
         if cfg.get(key) is None:
@@ -517,7 +517,7 @@ def export_model(cfg: DictConfig) -> Path:
     import torch
 
     from .data.schemas import is_classification, schemas_for
-    from .training.errors import ConfigError
+    from .errors import ConfigError
 
     state, path = load_checkpoint(cfg.ckpt_path)
     output = Path(str(cfg.output)) if cfg.get("output") else path.with_suffix(".pt2")
@@ -555,3 +555,23 @@ def load_exported(path: str | Path):
     extra = {EXPORT_METADATA: ""}
     program = torch.export.load(Path(path), extra_files=extra)
     return program, json.loads(extra[EXPORT_METADATA])
+
+
+def served_model(ckpt: Path, cfg: DictConfig) -> tuple[Any, Any]:
+    """The checkpoint's model as ``predict`` and ``export`` serve it, and an input example: what
+    training logs to the tracker as its model (``train``, ``tracking.resend``).
+
+    ``inference.predictor``: raw rows in (the checkpoint's feature scaling and, for images, the
+    reshape are inside), probabilities or values in the target's units out. The example is two
+    rows of the test split in raw units, float32 ``(2, features)``.
+    """
+    from .data.datasets import load_split
+
+    state, path = load_checkpoint(ckpt)
+    model, _ = predictor(state, path, cfg, "cpu")
+    import torch
+
+    test = load_split(cfg.data, cfg.paths.processed_dir, "test", torch.from_numpy)
+    processed = test.tensors[0][:2]
+    rows = processed.reshape(len(processed), -1).double() * model.scale + model.offset
+    return model, rows.float().numpy()

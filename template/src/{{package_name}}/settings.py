@@ -21,7 +21,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .training.errors import ConfigError
+from .errors import ConfigError
 
 Check = Callable[[Any, str], Any]
 

@@ -361,7 +361,7 @@ class HealthMonitor:
 
     def _draw_samples(self, step: int) -> None:
         """Predictions on the fixed validation batch: ``predictions/step-N.png`` in the run."""
-        from ..evaluation.progress import prediction_grid
+        from ..tracking.progress import prediction_grid
 
         assert self.samples is not None and self.output_dir is not None
         images, labels = self.samples

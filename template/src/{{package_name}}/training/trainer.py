@@ -33,12 +33,14 @@ from torch.utils.data import TensorDataset
 
 from .. import settings, tasks
 from ..data.checks import read_stats
-from ..data.datasets import load_split, num_features
+from ..data.datasets import load_split
+from ..errors import CheckpointError, ConfigError, Interrupted
+from ..models.build import instantiate as _instantiate
+from ..models.build import without_dropout
 from ..tracking.base import Logger, NullLogger
 from ..tracking.run_info import flatten, mask_config
 from . import checkpoint, distributed, divergence, loading, resume
 from . import precision as amp
-from .errors import CheckpointError, ConfigError
 from .health import HealthMonitor
 from .sampling import EpochBatchSampler, ShardBatchSampler
 
@@ -59,17 +61,17 @@ class TrainerState:
     run_id: str | None = None  # the tracking run, continued on resume
 
 
-class Stopped(Exception):
+class Stopped(Interrupted):
     """Training stopped on a signal after saving a checkpoint; resume with ckpt_path=last."""
 
     def __init__(self, signum: int, step: int, path: Path | None, output_dir: Path) -> None:
         # Rank 0 writes the file; the other ranks name the folder it is in.
         saved = path or output_dir / "checkpoints"
         super().__init__(
+            signum,
             f"stopped by signal {signum} at step {step}; checkpoint saved to {saved}. Resume "
-            f"with ckpt_path=last paths.output_dir={output_dir}."
+            f"with ckpt_path=last paths.output_dir={output_dir}.",
         )
-        self.signum = signum
 
 
 def fit(
@@ -161,7 +163,7 @@ def fit(
     feature_scale = read_stats(stats) if stats.is_file() else None  # unreadable: exit 5
 
     # ---- model, optimizer, scheduler, gradient scaler ---------------------------------------
-    model = build_model(cfg).to(device)
+    model = tasks.build_model(cfg).to(device)
     if overfit:
         without_dropout(model)  # learning one batch by heart: dropout would only blur it
     if t.channels_last:
@@ -483,46 +485,6 @@ def evaluate(
 
 
 # ---- building blocks ----------------------------------------------------------------------------
-
-
-def build_model(cfg: DictConfig) -> nn.Module:
-    """``cfg.model`` instantiated; its null size arguments are filled in from the data."""
-    params = cfg.model
-    from_data: dict[str, Any] = {}
-    if "in_features" in params and params.in_features is None:
-        from_data["in_features"] = num_features(cfg.data)
-    for key, size in tasks.for_data(cfg.data).model_sizes().items():  # the output layer
-        if key in params and params[key] is None:
-            from_data[key] = size
-    if "in_channels" in params and params.in_channels is None:
-        from_data["in_channels"] = cfg.data.image_shape[0]
-    return _instantiate(params, "model", **from_data)
-
-
-_DROPOUT = (
-    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout
-)  # fmt: skip
-
-
-def without_dropout(model: nn.Module) -> nn.Module:
-    """Turn every dropout layer of ``model`` off (p = 0), whatever the model names its setting.
-
-    Dropout written as a function call in ``forward`` (``F.dropout``) is the model's own affair.
-    """
-    for module in model.modules():
-        if isinstance(module, _DROPOUT):
-            module.p = 0.0
-    return model
-
-
-def _instantiate(node: DictConfig, group: str, **kwargs: Any) -> Any:
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-
-    try:
-        return instantiate(node, _convert_="all", **kwargs)
-    except InstantiationException as error:
-        raise ConfigError(f"configs/{group}/ cannot be instantiated: {error}") from None
 
 
 def _shards(
