@@ -137,6 +137,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/__init__.py",
         f"{pkg}/config.py",
         f"{pkg}/settings.py",
+        "tests/test_config_schema.py",
         f"{pkg}/evaluation/__init__.py",
         f"{pkg}/models/__init__.py",
         f"{pkg}/models/cnn.py",

@@ -225,9 +225,9 @@ class Data:  # task-dependent: configs/data/ gives every value; prepare checks s
     source: str = MISSING
     read_options: dict[str, Any] = MISSING
     target: str = MISSING
-    num_classes: int | None = setting(None, integer(2, nullable=True))
-    image_shape: list[int] | None = None
-    pixel_range: list[float] | None = None
+    num_classes: int | None = setting(MISSING, integer(2, nullable=True))
+    image_shape: list[int] | None = MISSING
+    pixel_range: list[float] | None = MISSING
     val_fraction: float = MISSING
     test_fraction: float = MISSING
     split_seed: int = MISSING
@@ -279,7 +279,7 @@ class Confidence:
 class Threshold:
     method: str = setting(MISSING, one_of("f1", "cost", "fixed"))
     value: float = setting(MISSING, number(minimum=0, maximum=1))
-    cost: list[list[float]] = MISSING
+    cost: list[Any] = MISSING  # cost[true][predicted]
 
 
 @dataclass
@@ -297,7 +297,7 @@ class FeatureImportance:
 
 @dataclass
 class Evaluation:  # configs/evaluation/: some keys are for classification or regression only
-    class_names: list[str] | None = None
+    class_names: list[str] | None = MISSING
     n_bins: int = setting(MISSING, positive_int)
     temperature_scaling: bool = MISSING
     confidence: Confidence = field(default_factory=Confidence)
@@ -336,14 +336,14 @@ class HparamsSearch:  # the search space, sampler and pruner are checked by Optu
     params: dict[str, Any] = MISSING
     metric: str = MISSING
     direction: str = setting(MISSING, one_of("minimize", "maximize"))
-    storage: str | None = None
+    storage: str | None = MISSING
     study_name: str = MISSING
     n_trials: int = setting(MISSING, positive_int)
     output_dir: str = MISSING
     sampler: Any = None
     pruner: Any = None
     # A killed worker's trial is failed by heartbeat and retried (training/tuning.py).
-    heartbeat_interval: int | None = setting(None, integer(1, nullable=True))
+    heartbeat_interval: int | None = setting(MISSING, integer(1, nullable=True))
     max_retry: int = setting(MISSING, integer(0))
     trial_overrides: list[str] = MISSING
     enqueue: list[Any] = MISSING
