@@ -279,18 +279,16 @@ def _schema_fields(schema: type) -> dict[str, tuple[Any, type | None, bool]]:
     """Each field's (rule, the schema of its section or None, whether that section is closed):
     a dataclass field is a closed section; ``metadata={"open": known}`` an open one."""
     import dataclasses
-    import typing
 
-    hints = typing.get_type_hints(schema)
     fields: dict[str, tuple[Any, type | None, bool]] = {}
-    for f in dataclasses.fields(schema):
+    for f in dataclasses.fields(schema):  # f.type: the annotation (settings.py has no strings)
         if "open" in f.metadata:
             if f.metadata["open"] is not None:
                 fields[f.name] = (None, f.metadata["open"], False)
-        elif dataclasses.is_dataclass(hints[f.name]):
-            fields[f.name] = (None, hints[f.name], True)
+        elif dataclasses.is_dataclass(f.type):
+            fields[f.name] = (None, f.type, True)
         else:
-            fields[f.name] = (f.metadata.get("rule") or _type_rule(hints[f.name]), None, False)
+            fields[f.name] = (f.metadata.get("rule") or _type_rule(f.type), None, False)
     return fields
 
 

@@ -133,17 +133,20 @@ def like(default: Any, *, least: float = 0, fraction: bool = False) -> Rule:
 
 # ---- the schema ---------------------------------------------------------------------------------
 
+# A section of the schema: no __repr__ or __eq__ to generate (half of every start's cost of it).
+section = dataclass(repr=False, eq=False)
+
 
 def setting(default: Any = MISSING, rule: Rule | None = None) -> Any:
     """A field with its default (MISSING: the YAML gives it) and its rule (else its type's)."""
     return field(default=default, metadata={"rule": rule})
 
 
-def _monitor(default: Any, *, least: float = 0, fraction: bool = False) -> Any:
-    return setting(default, like(default, least=least, fraction=fraction))
+def _monitor(default: Any, **limits: Any) -> Any:
+    return setting(default, like(default, **limits))
 
 
-@dataclass
+@section
 class EarlyStopping:
     enabled: bool = True
     monitor: str = "val/loss"
@@ -152,7 +155,7 @@ class EarlyStopping:
     min_delta: float = setting(0.0, number(minimum=0))
 
 
-@dataclass
+@section
 class Health:
     """The training-health monitors (training/health.py); the one source of their defaults
     for a ``HealthMonitor`` made without a config (configs/trainer/default.yaml repeats them)."""
@@ -171,7 +174,7 @@ class Health:
     sample_predictions_every_s: float = _monitor(30.0)
 
 
-@dataclass
+@section
 class Trainer:
     accelerator: str = setting("auto", one_of(*ACCELERATORS))
     precision: str = setting("32", one_of(*PRECISIONS))
@@ -196,13 +199,13 @@ class Trainer:
     health: Health = field(default_factory=Health)
 
 
-@dataclass
+@section
 class Checkpoint:
     every_n_steps: int | None = setting(None, integer(1, nullable=True))
     keep_last: int = setting(2, integer(1))
 
 
-@dataclass
+@section
 class Paths:
     data_dir: str = "data"
     raw_dir: str = "${.data_dir}/raw"
@@ -211,14 +214,14 @@ class Paths:
     output_dir: str | None = None
 
 
-@dataclass
+@section
 class Drift:  # ranges: validate's own checks
     max_ks: float = MISSING
     max_label_tvd: float = MISSING  # classification only
     alpha: float = MISSING
 
 
-@dataclass
+@section
 class Data:  # task-dependent: configs/data/ gives every value; prepare checks splits and pixels
     name: str = MISSING
     task: str = MISSING
@@ -238,7 +241,7 @@ class Data:  # task-dependent: configs/data/ gives every value; prepare checks s
     drift: Drift = field(default_factory=Drift)
 
 
-@dataclass
+@section
 class Optimizer:  # torch.optim refuses some of these only once training starts
     lr: float = setting(MISSING, number(above=0))
     weight_decay: float = setting(MISSING, number(minimum=0))
@@ -248,13 +251,13 @@ class Optimizer:  # torch.optim refuses some of these only once training starts
     betas: list[float] = field(default=MISSING, metadata={"rule": adam_betas})
 
 
-@dataclass
+@section
 class Scheduler:  # a negative minimum ratio makes the rate negative at the end: gradient ascent
     warmup_steps: int = setting(MISSING, integer(0))
     min_lr_ratio: float = setting(MISSING, number(minimum=0, maximum=1))
 
 
-@dataclass
+@section
 class Train:
     """``train`` (and prepare, validate and the trainer's ``fit``)."""
 
@@ -270,32 +273,32 @@ class Train:
     checkpoint: Checkpoint = field(default_factory=Checkpoint)
 
 
-@dataclass
+@section
 class Confidence:
     target_accuracy: float = setting(MISSING, number(above=0, maximum=1))
 
 
-@dataclass
+@section
 class Threshold:
     method: str = setting(MISSING, one_of("f1", "cost", "fixed"))
     value: float = setting(MISSING, number(minimum=0, maximum=1))
     cost: list[Any] = MISSING  # cost[true][predicted]
 
 
-@dataclass
+@section
 class Slices:
     specs: list[Any] = MISSING
     flag_worst: int = setting(MISSING, integer(0))
     min_rows: int = setting(MISSING, positive_int)
 
 
-@dataclass
+@section
 class FeatureImportance:
     enabled: bool = MISSING
     n_repeats: int = setting(MISSING, positive_int)
 
 
-@dataclass
+@section
 class Evaluation:  # configs/evaluation/: some keys are for classification or regression only
     class_names: list[str] | None = MISSING
     n_bins: int = setting(MISSING, positive_int)
@@ -314,24 +317,24 @@ class Evaluation:  # configs/evaluation/: some keys are for classification or re
     compare_seeds: dict[str, Any] | None = None
 
 
-@dataclass
+@section
 class Evaluate(Train):
     evaluation: Evaluation = field(default_factory=Evaluation)
 
 
-@dataclass
+@section
 class Predict(Train):
     input: str | None = None
     output: str | None = None
     batch_size: int = setting(1024, positive_int)  # rows per forward pass
 
 
-@dataclass
+@section
 class Export(Train):
     output: str | None = None
 
 
-@dataclass
+@section
 class HparamsSearch:  # the search space, sampler and pruner are checked by Optuna
     params: dict[str, Any] = MISSING
     metric: str = MISSING
@@ -350,20 +353,14 @@ class HparamsSearch:  # the search space, sampler and pruner are checked by Optu
     plots: bool = MISSING
 
 
-@dataclass
+@section
 class Tune(Train):
     hparams_search: HparamsSearch = field(default_factory=HparamsSearch)
 
 
 #: Each command's schema (validate reads train's config; so does the trainer's ``fit``).
-SCHEMAS: dict[str, type] = {
-    "train": Train,
-    "validate": Train,
-    "evaluate": Evaluate,
-    "predict": Predict,
-    "export": Export,
-    "tune": Tune,
-}
+SCHEMAS: dict[str, type] = {"train": Train, "validate": Train, "evaluate": Evaluate}
+SCHEMAS |= {"predict": Predict, "export": Export, "tune": Tune}
 
 
 # ---- the check: config.py walks a config against its schema -----------------------------------
