@@ -314,11 +314,18 @@ def _type_rule(hint: Any) -> Any:
 
 
 def schema_rules(schema: type, prefix: str = "") -> dict[str, Any]:
-    """Every dotted key ``schema`` knows (its open sections' known keys too), with its rule."""
+    """Every dotted key of ``schema`` (and of its open sections' known keys) with a rule of its
+    own: a range or a set of values, not only a type."""
+    import dataclasses
+
     rules: dict[str, Any] = {}
-    for name, (rule, section, _) in _schema_fields(schema).items():
-        key = f"{prefix}{name}"
-        rules |= schema_rules(section, f"{key}.") if section else {key: rule}
+    for f in dataclasses.fields(schema):
+        key, section = f"{prefix}{f.name}", f.metadata.get("open")
+        section = f.type if dataclasses.is_dataclass(f.type) else section
+        if section is not None:
+            rules |= schema_rules(section, f"{key}.")
+        elif f.metadata.get("rule") is not None:
+            rules[key] = f.metadata["rule"]
     return rules
 
 

@@ -384,7 +384,7 @@ def health_settings(value: Mapping | None, key: str = "trainer.health") -> dict[
 
 
 def __getattr__(name: str) -> Any:
-    """``COMMANDS``: every dotted key each command's schema checks, with its rule (tests, docs);
+    """``COMMANDS``: each command's keys with a range (a rule of their own), for the tests;
     made on first use."""
     if name == "COMMANDS":
         from .config import schema_rules
