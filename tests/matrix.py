@@ -139,6 +139,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/errors.py",
         f"{pkg}/masking.py",
         f"{pkg}/settings.py",
+        "tests/test_config_schema.py",
         f"{pkg}/evaluation/__init__.py",
         f"{pkg}/models/__init__.py",
         f"{pkg}/models/build.py",

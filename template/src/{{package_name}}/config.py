@@ -12,7 +12,7 @@ import functools
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +223,135 @@ def _config_keys(node: Any) -> list[str]:
         return keys
 
     return walk(tree, "")
+
+
+# ---- the schema walk (the schema itself, and the rules, are in settings.py) -------------------
+
+
+def check_schema(schema: type, node: Any, prefix: str = "", *, closed: bool = False) -> None:
+    """Raise one ``ConfigError`` naming every key of ``node`` that breaks ``schema``."""
+    from .errors import ConfigError
+
+    problems = schema_problems(schema, node, prefix, closed=closed)
+    if any(NOT_A_KEY in problem for problem in problems):
+        problems.append(
+            "(A key of your own goes into its section's dataclass in settings.py, and into "
+            "the section's YAML file.)"
+        )
+    if problems:
+        raise ConfigError(" ".join(problems))
+
+
+NOT_A_KEY = " is not a key of "
+
+
+def schema_problems(schema: type, node: Any, prefix: str = "", *, closed: bool = False) -> list:
+    """What is wrong with ``node`` (the section at ``prefix``) by ``schema``, key by key: a
+    wrong type or range (the field's rule), a key a closed section does not have. Keys the
+    node does not have are not checked. OmegaConf's own merge of a structured config is not
+    used: it stops at the first error, says it in its words and knows no ranges."""
+    from omegaconf import DictConfig, ListConfig
+    from omegaconf.errors import OmegaConfBaseException
+
+    from .errors import ConfigError
+
+    if not isinstance(node, Mapping):
+        return [f"{prefix[:-1]} must be a section of keys, got {node!r}."]
+    fields = _schema_fields(schema)
+    problems = []
+    for name in node:
+        key = f"{prefix}{name}"
+        if name not in fields:
+            problems += [_unknown_key(key, prefix, fields)] if closed else []
+            continue
+        rule, section, section_closed = fields[name]
+        try:
+            value = node[name]
+            if isinstance(value, (DictConfig, ListConfig)) and section is None:
+                value = OmegaConf.to_container(value, resolve=True)
+        except OmegaConfBaseException as error:  # an interpolation that cannot be resolved
+            problems.append(f"{key} cannot be read: {str(error).splitlines()[0]}")
+            continue
+        if section is not None:
+            problems += schema_problems(section, value, f"{key}.", closed=section_closed)
+        elif rule is not None:
+            try:
+                rule(value, key)
+            except ConfigError as error:
+                problems.append(str(error))
+    return problems
+
+
+def _unknown_key(key: str, prefix: str, fields: Mapping[str, Any]) -> str:
+    meant = _closest(key, [f"{prefix}{name}" for name in fields])
+    hint = f"did you mean {' or '.join(meant)}?" if meant else f"its keys: {', '.join(fields)}."
+    return f"{key}{NOT_A_KEY}{prefix[:-1]}: {hint}"
+
+
+@functools.cache
+def _schema_fields(schema: type) -> dict[str, tuple[Any, type | None, bool]]:
+    """Each field's (rule, the schema of its section or None, whether that section is closed):
+    a dataclass field is a closed section; ``metadata={"open": known}`` an open one."""
+    import dataclasses
+
+    fields: dict[str, tuple[Any, type | None, bool]] = {}
+    for f in dataclasses.fields(schema):  # f.type: the annotation (settings.py has no strings)
+        if "open" in f.metadata:
+            if f.metadata["open"] is not None:
+                fields[f.name] = (None, f.metadata["open"], False)
+        elif dataclasses.is_dataclass(f.type):
+            fields[f.name] = (None, f.type, True)
+        else:
+            fields[f.name] = (f.metadata.get("rule") or _type_rule(f.type), None, False)
+    return fields
+
+
+def _type_rule(hint: Any) -> Any:
+    """The rule of a field with none of its own: its type's (None: any value)."""
+    import types
+    import typing
+
+    from . import settings
+
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
+        inner = _type_rule(next(a for a in args if a is not type(None)))
+        return None if inner is None else lambda v, k: v if v is None else inner(v, k)
+    return {
+        bool: settings.boolean,
+        int: settings.integer(),
+        float: settings.number(),
+        str: settings.text,
+        list: settings.rule("a list", lambda v: isinstance(v, list)),
+        dict: settings.rule("a mapping", lambda v: isinstance(v, dict)),
+    }.get(typing.get_origin(hint) or hint)
+
+
+def schema_rules(schema: type, prefix: str = "") -> dict[str, Any]:
+    """Every dotted key of ``schema`` (and of its open sections' known keys) with a rule of its
+    own: a range or a set of values, not only a type."""
+    import dataclasses
+
+    rules: dict[str, Any] = {}
+    for f in dataclasses.fields(schema):
+        key, section = f"{prefix}{f.name}", f.metadata.get("open")
+        section = f.type if dataclasses.is_dataclass(f.type) else section
+        if section is not None:
+            rules |= schema_rules(section, f"{key}.")
+        elif f.metadata.get("rule") is not None:
+            rules[key] = f.metadata["rule"]
+    return rules
+
+
+def register_schemas() -> None:
+    """Each command's schema in Hydra's ConfigStore, as ``schema/<command>``: a Hydra app of
+    your own can name it in its defaults list to have Hydra type its config as it composes."""
+    from hydra.core.config_store import ConfigStore
+
+    from .settings import SCHEMAS
+
+    for name, schema in SCHEMAS.items():
+        ConfigStore.instance().store(group="schema", name=name, node=schema)
 
 
 def params_yaml(overrides: Sequence[str] = ()) -> str:

@@ -12,11 +12,12 @@ Exit codes: 0 success; 2 bad config; 3 missing or unusable checkpoint; 5 missing
 
 from omegaconf import DictConfig
 
-from .config import entry_point
+from .config import check_settings, entry_point
 
 
 @entry_point("export")
 def main(cfg: DictConfig) -> None:
+    check_settings(cfg, "export")  # the typed schema, before the checkpoint is read
     # Imported here so that `--help` and config errors answer without importing torch.
     from .inference import export_model
 
