@@ -5,7 +5,7 @@ Saves the checkpoint's model, wrapped with the input scaling it was trained with
 output transform (``models/predictor.py``), as a ``torch.export`` program with a dynamic
 batch dimension: float32 raw rows ``(n, features)`` in; probabilities ``(n, classes)`` or values in
 the target's units ``(n,)`` out. Load it with ``torch.export.load(path).module()``; the file's
-``predictor.json`` describes the input and output (``inference.load_exported`` reads both).
+``predictor.json`` describes the input and output (``exporting.load_exported`` reads both).
 
 Exit codes: 0 success; 2 bad config; 3 missing or unusable checkpoint; 5 missing or invalid data.
 """
@@ -20,7 +20,7 @@ from .training.errors import fail
 def main(cfg: DictConfig) -> None:
     # Imported here so that `--help` and config errors answer without importing torch.
     from .data.checks import DataValidationError
-    from .inference import export_model
+    from .exporting import export_model
     from .training.errors import TrainingError
 
     try:
