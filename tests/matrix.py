@@ -94,6 +94,7 @@ def package_name(answers: dict[str, Any]) -> str:
 
 
 HOW_TO_PAGES = [
+    "add-a-task",
     "add-model",
     "compare-models",
     "distributed",
