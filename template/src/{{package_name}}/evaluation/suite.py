@@ -11,12 +11,13 @@ kind-specific sections (``SECTIONS``); the results are typed (``results.py``).
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.special import log_softmax, softmax
 
+from ..tasks import Task
 from . import (
     behaviour,
     calibration,
@@ -43,14 +44,6 @@ from .results import (
     Slices,
     Threshold,
 )
-
-
-class Task(Protocol):
-    """What the suite asks of a task (``tasks.base.Task``)."""
-
-    kind: str
-    main_metric: str
-    higher_is_better: bool
 
 
 @dataclass
