@@ -9,6 +9,7 @@ Exit codes: 0 success; 2 bad config; 3 missing or unusable checkpoint; 5 missing
 (trained with another one) is evaluated in a new run, with a note.
 """
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +60,8 @@ def evaluate(
     cfg: DictConfig, logger: Any = None, loaded: tuple[dict, Path] | None = None
 ) -> dict[str, float]:
     """Evaluate ``cfg.ckpt_path`` (or the already ``loaded`` checkpoint); returns the metrics."""
-    from dataclasses import asdict
-
+    # Imported here, not at the top, for the reason main() gives: `--help` and config errors
+    # answer without loading torch, pandas and the evaluation suite.
     import numpy as np
     import pandas as pd
 
