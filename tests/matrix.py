@@ -94,6 +94,7 @@ def package_name(answers: dict[str, Any]) -> str:
 
 
 HOW_TO_PAGES = [
+    "add-a-task",
     "add-model",
     "compare-models",
     "distributed",
@@ -214,6 +215,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/tasks/{name}.py"
         for name in ("__init__", "base", "classification", "image_classification", "regression")
     }
+    files |= {"tests/test_tasks.py"}
     # guards against training silently wrong (divergence, resume under a changed config)
     files |= {
         f"{pkg}/training/divergence.py",
@@ -264,7 +266,9 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/evaluation/importance.py",
         f"{pkg}/evaluation/metrics.py",
         f"{pkg}/evaluation/plots.py",
+        f"{pkg}/evaluation/report.md.j2",
         f"{pkg}/evaluation/report.py",
+        f"{pkg}/evaluation/results.py",
         f"{pkg}/evaluation/slices.py",
         f"{pkg}/evaluation/suite.py",
         f"{pkg}/evaluation/thresholds.py",
@@ -276,8 +280,10 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "configs/predict.yaml",
         "configs/export.yaml",
         f"{pkg}/inference.py",
+        f"{pkg}/batch.py",
         f"{pkg}/predict.py",
         f"{pkg}/export.py",
+        f"{pkg}/exporting.py",
         f"{pkg}/models/predictor.py",
         "tests/test_predict.py",
         "tests/test_security.py",

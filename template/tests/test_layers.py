@@ -37,7 +37,10 @@ LAYERS: list[tuple[str, list[tuple[str, ...]]]] = [
     ("orchestration", [("training.tuning", "training.study")]),
     # Training a model, measuring one, and serving one (a checkpoint rebuilt for predict,
     # evaluate and export): three things done with a model, none built on another.
-    ("training | evaluation | inference", [("training",), ("evaluation",), ("inference",)]),
+    (
+        "training | evaluation | inference",
+        [("training",), ("evaluation",), ("inference", "batch", "exporting")],
+    ),
     ("tracking", [("tracking",)]),
     ("tasks", [("tasks",)]),
     ("models", [("models",)]),

@@ -1,6 +1,6 @@
 """Classification: class indices as targets, cross-entropy on logits, probabilities as answers."""
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -9,6 +9,16 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from .base import Task
+
+
+def metric_collection(num_classes: int, prefix: str = "") -> MetricCollection:
+    """Classification's top-line metrics: what the trainer logs and ``evaluate`` reports.
+
+    ``evaluation/metrics.py`` computes its accuracy with this too (from predicted classes or
+    probabilities), so that the two agree by construction.
+    """
+    accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro")
+    return MetricCollection({"accuracy": accuracy}, prefix=prefix)
 
 
 class Classification(Task):
@@ -36,12 +46,18 @@ class Classification(Task):
     def decode(self, outputs: torch.Tensor) -> torch.Tensor:
         return outputs.float().softmax(dim=1)
 
+    def for_evaluation(self, outputs: torch.Tensor) -> torch.Tensor:
+        # Logits: calibration fits a temperature to them; the suite takes the softmax itself.
+        return outputs.float()
+
     def metrics(self, prefix: str = "") -> MetricCollection:
-        accuracy = MulticlassAccuracy(num_classes=self.num_classes, average="micro")
-        return MetricCollection({"accuracy": accuracy}, prefix=prefix)
+        return metric_collection(self.num_classes, prefix)
 
     def columns(self, answers: np.ndarray) -> dict[str, np.ndarray]:
         out = {"prediction": answers.argmax(axis=1).astype(np.int64)}
         for index in range(answers.shape[1]):
             out[f"prob_{index}"] = answers[:, index]
         return out
+
+    def answers_spec(self) -> dict[str, Any]:
+        return {"kind": "probabilities", "shape": ["n", self.num_classes]}
