@@ -10,8 +10,9 @@ mapping with a ``kind``:
 - ``shift``: add ``by`` to ``features``;
 - ``scale``: multiply ``features`` by ``by``.
 
-``predict`` maps such rows to logits ``(n, classes)`` (probabilities work too, but saturate)
-or values ``(n,)``.
+``predict`` maps such rows to the model's outputs as ``Task.for_evaluation`` gives them (logits
+``(n, classes)``, or values ``(n,)``); the task (``tasks/``) says what they mean: its main metric,
+its prediction, and what a directional test watches.
 
 Results say what changed in the features' raw units (``describe``: ``bmi +4.45``), given the
 scaling ``prepare`` applied (``raw = x * scale + offset``), and what ``before`` and ``after``
@@ -22,7 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.special import log_softmax, logsumexp
+
+from ..tasks import Task
 
 Predict = Callable[[np.ndarray], np.ndarray]
 
@@ -99,13 +101,6 @@ def describe(
     raise ValueError(f"unknown transform kind {kind!r}: use noise, dropout, shift or scale")
 
 
-def _score(y_true: np.ndarray, output: np.ndarray) -> float:
-    """Accuracy for class scores, mean absolute error for values: the curves' y axis."""
-    if output.ndim == 2:
-        return float(np.mean(output.argmax(axis=1) == y_true))
-    return float(np.mean(np.abs(output - np.ravel(y_true))))
-
-
 def perturbation_curve(
     predict: Predict,
     x: np.ndarray,
@@ -113,15 +108,17 @@ def perturbation_curve(
     spec: Mapping[str, Any],
     names: Sequence[str],
     seed: int,
+    *,
+    task: Task,
 ) -> dict[str, Any]:
-    """The metric (accuracy, or MAE for regression) at each ``level`` of one transform."""
+    """The task's main metric (accuracy, or MAE) at each ``level`` of one transform."""
     levels = [float(level) for level in spec["levels"]]
     scores = []
     for level in levels:
         rng = np.random.default_rng(seed)
         changed = x if level == 0 else transform(x, {**spec, "level": level}, names, rng)
-        scores.append(_score(y_true, predict(changed)))
-    metric = "accuracy" if predict(x[:1]).ndim == 2 else "mae"
+        scores.append(task.main_score(predict(changed), y_true))
+    metric = task.main_metric
     return {"name": spec["name"], "kind": spec["kind"], "levels": levels, metric: scores}
 
 
@@ -134,21 +131,19 @@ def invariance_test(
     seed: int,
     max_examples: int = 5,
     scaling: Mapping[str, Any] | None = None,
+    *,
+    task: Task,
 ) -> dict[str, Any]:
-    """A transform that must not change the prediction.
+    """A transform that must not change the prediction (``Task.changed``).
 
     Classification fails a row when its predicted class changes; regression when the value moves
     by more than ``tolerance`` (in the target's units).
     """
-    before = predict(x)
-    after = predict(transform(x, spec["transform"], names, np.random.default_rng(seed)))
-    if before.ndim == 2:
-        before, after = before.argmax(axis=1), after.argmax(axis=1)
-        failed = before != after
-        output = "the predicted class"
-    else:
-        failed = np.abs(after - before) > float(spec.get("tolerance", 0.0))
-        output = "the predicted value, in the target's units"
+    before = task.prediction(predict(x))
+    changed = transform(x, spec["transform"], names, np.random.default_rng(seed))
+    after = task.prediction(predict(changed))
+    failed = task.changed(before, after, float(spec.get("tolerance", 0.0)))
+    output = task.prediction_words
     change = describe(spec["transform"], names, scaling)
     return _result(spec, failed, ids, before, after, max_examples, change, output)
 
@@ -162,8 +157,11 @@ def directional_test(
     seed: int,
     max_examples: int = 5,
     scaling: Mapping[str, Any] | None = None,
+    *,
+    task: Task,
 ) -> dict[str, Any]:
-    """A transform that must move the output one way: ``expect: increase`` or ``decrease``.
+    """A transform that must move the output (``Task.watched``) one way: ``expect: increase``
+    or ``decrease``.
 
     The output is the predicted value (regression) or the log-odds of class ``target_class``, a
     class index or ``predicted`` (each row's predicted class before the change); log-odds, unlike
@@ -175,28 +173,11 @@ def directional_test(
         raise ValueError(f"directional test {spec['name']!r}: expect must be increase or decrease")
     original = predict(x)
     changed = predict(transform(x, spec["transform"], names, np.random.default_rng(seed)))
-    if original.ndim == 1:
-        before, after = original, changed
-        output = "the predicted value, in the target's units"
-    else:
-        target = spec.get("target_class", 1)
-        k = original.argmax(axis=1) if target == "predicted" else np.full(len(x), int(target))
-        before, after = _log_odds(original, k), _log_odds(changed, k)
-        which = "the predicted class" if target == "predicted" else f"class {target}"
-        output = f"the log-odds of {which}"
+    before, after, output = task.watched(original, changed, spec)
     delta = after - before if expect == "increase" else before - after
     failed = ~(delta > float(spec.get("min_change", 0.0)))
     change = describe(spec["transform"], names, scaling)
     return _result(spec, failed, ids, before, after, max_examples, change, output)
-
-
-def _log_odds(scores: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """log P(k) - log P(not k) per row, from log-probabilities, so it stays finite when sure."""
-    log_p = log_softmax(scores.astype(np.float64), axis=1)
-    rows = np.arange(len(log_p))
-    others = log_p.copy()
-    others[rows, k] = -np.inf
-    return log_p[rows, k] - logsumexp(others, axis=1)
 
 
 def _result(spec, failed, ids, before, after, max_examples, change, output) -> dict[str, Any]:

@@ -2,10 +2,11 @@
 
 Shuffle one feature's column, score the model again, and call the loss in score that feature's
 importance; repeat and average (scikit-learn's ``permutation_importance``, around the torch model
-by a thin estimator). The score is the log loss for classification (finer than accuracy, which
-a near-perfect model barely loses) and the mean absolute error for regression, in the target's
-units. A feature whose shuffling does not hurt is one the model does not use; a negative value
-is noise. Correlated features share their importance: shuffling one leaves the other to stand in.
+by a thin estimator). The score is the task's ``error`` (``Task.error``): the log loss for
+classification (finer than accuracy, which a near-perfect model barely loses) and the mean
+absolute error for regression, in the target's units. A feature whose shuffling does not hurt
+is one the model does not use; a negative value is noise. Correlated features share their
+importance: shuffling one leaves the other to stand in.
 """
 
 from collections.abc import Callable, Sequence
@@ -15,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from scipy.special import softmax
 
+from ..tasks import Task
 from .plots import DPI
 
 
@@ -35,33 +36,26 @@ def permutation(
     x: np.ndarray,
     y: np.ndarray,
     feature_names: Sequence[str],
-    classification: bool,
     n_repeats: int = 5,
     seed: int = 0,
+    *,
+    task: Task,
 ) -> dict[str, Any]:
-    """Importance of each column of ``x`` (rows, features), most important first."""
+    """Importance of each column of ``x`` (rows, features), most important first.
+
+    ``predict`` maps rows to outputs as ``Task.for_evaluation`` gives them.
+    """
     from sklearn.inspection import permutation_importance
 
-    if classification:
+    def score(estimator: _Estimator, rows: np.ndarray, target: np.ndarray) -> float:
+        return -task.error(estimator.predict(rows), target)  # scikit-learn: higher is better
 
-        def score(estimator: _Estimator, rows: np.ndarray, target: np.ndarray) -> float:
-            probs = softmax(estimator.predict(rows), axis=1)
-            picked = probs[np.arange(len(target)), target.astype(int)]
-            return -float(np.mean(-np.log(np.clip(picked, 1e-15, 1.0))))
-
-        metric = "log loss"
-    else:
-
-        def score(estimator: _Estimator, rows: np.ndarray, target: np.ndarray) -> float:
-            return -float(np.mean(np.abs(np.ravel(estimator.predict(rows)) - np.ravel(target))))
-
-        metric = "MAE"
     result = permutation_importance(
         _Estimator(predict), x, y, scoring=score, n_repeats=n_repeats, random_state=seed
     )
     order = np.argsort(-result.importances_mean, kind="stable")
     return {
-        "metric": metric,
+        "metric": task.error_name,
         "baseline": -score(_Estimator(predict), x, y),
         "n_repeats": n_repeats,
         "features": [

@@ -89,7 +89,7 @@ def _charts(results: Results, folder: Path, test: Split, class_names) -> dict[st
         charts["perturbations"] = plots.perturbation_curves(
             results.behaviour.perturbations, folder / "perturbations.png"
         )
-    if test.x.ndim == 4 and sections is not None:  # images: (n, C, H, W)
+    if results.images and sections is not None:  # images: (n, C, H, W)
         rows = {}
         for which in ("best", "worst"):
             picked = getattr(results.examples, which)

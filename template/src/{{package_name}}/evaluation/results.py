@@ -150,8 +150,8 @@ class Curve:
     values: list[float]
 
     @classmethod
-    def of(cls, found: dict[str, Any]) -> "Curve":
-        metric = "accuracy" if "accuracy" in found else "mae"
+    def of(cls, found: dict[str, Any], metric: str) -> "Curve":
+        """``metric``: the task's main metric, the key of the curve's values."""
         return cls(found["name"], found["kind"], found["levels"], metric, found[metric])
 
 
@@ -216,3 +216,4 @@ class Results:
     importance: Importance | None = None
     seeds: Seeds | None = None
     classification: ClassificationSections | None = None
+    images: bool = False  # the task's inputs are images (Task.images): the report draws some

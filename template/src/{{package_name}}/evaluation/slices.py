@@ -6,9 +6,9 @@ A slice spec is a config mapping with a ``kind``:
 - ``column``: one slice per distinct value of ``column`` (a categorical feature);
 - ``binned``: ``bins`` quantile bins of the numeric ``column``.
 
-The metric is accuracy for classification (higher is better) and mean absolute error for
-regression (lower is better). The ``flag_worst`` worst slices with at least ``min_rows`` rows
-are flagged when they are worse than the whole split.
+The metric is the task's main metric (``Task.main_metric``: accuracy for classification, higher
+is better; mean absolute error for regression, lower is better). The ``flag_worst`` worst slices
+with at least ``min_rows`` rows are flagged when they are worse than the whole split.
 
 Slices are named in the features' raw units (``bmi=(25.1, 29.8]``, ``sex=2``): ``in_raw_units``
 undoes the scaling ``prepare`` applied before the frame is sliced.
@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ..tasks import Task
 
 
 def in_raw_units(frame: pd.DataFrame, scaling: Mapping[str, Any]) -> pd.DataFrame:
@@ -64,12 +66,6 @@ def _label(value) -> str:
     return f"{value:.3g}" if isinstance(value, float | np.floating) else str(value)
 
 
-def slice_metric(y_true: np.ndarray, output: np.ndarray) -> float:
-    if output.ndim == 2:
-        return float(np.mean(output.argmax(axis=1) == y_true))
-    return float(np.mean(np.abs(np.ravel(output) - np.ravel(y_true))))
-
-
 def evaluate_slices(
     frame: pd.DataFrame,
     y_true: np.ndarray,
@@ -77,16 +73,20 @@ def evaluate_slices(
     specs: Sequence[Mapping[str, Any]],
     flag_worst: int = 3,
     min_rows: int = 10,
+    *,
+    task: Task,
 ) -> dict[str, Any]:
-    """The metric of every slice, sorted worst first, with the worst ones flagged."""
-    higher_is_better = output.ndim == 2
-    overall = slice_metric(y_true, output)
+    """The task's main metric of every slice, sorted worst first, with the worst ones flagged.
+
+    ``output`` is the model's outputs as ``Task.for_evaluation`` gives them.
+    """
+    overall = task.main_score(output, y_true)
     rows = []
     for spec in specs:
         for name, mask in slice_groups(frame, y_true, spec):
             if mask.any():
-                metric = slice_metric(y_true[mask], output[mask])
-                gap = metric - overall if higher_is_better else overall - metric
+                metric = task.main_score(output[mask], y_true[mask])
+                gap = metric - overall if task.higher_is_better else overall - metric
                 rows.append({"slice": name, "rows": int(mask.sum()), "metric": metric, "gap": gap})
     rows.sort(key=lambda row: row["gap"])
     flagged = 0
@@ -94,7 +94,7 @@ def evaluate_slices(
         row["flagged"] = flagged < flag_worst and row["rows"] >= min_rows and row["gap"] < 0
         flagged += row["flagged"]
     return {
-        "metric": "accuracy" if higher_is_better else "mae",
+        "metric": task.main_metric,
         "overall": overall,
         "slices": rows,
     }

@@ -94,7 +94,7 @@ def run(
         return predict(rows.reshape(-1, *shape))
 
     results = SECTIONS[task.kind](settings, val, test, y_train, seed, others or {})
-    results.main_metric = task.main_metric
+    results.main_metric, results.images = task.main_metric, task.images
     results.slices = Slices.of(
         slices.evaluate_slices(
             test.frame,
@@ -103,9 +103,10 @@ def run(
             settings.get("slices", {}).get("specs", []),
             flag_worst=int(settings.get("slices", {}).get("flag_worst", 3)),
             min_rows=int(settings.get("slices", {}).get("min_rows", 10)),
+            task=task,
         )
     )
-    results.behaviour = _behaviour(settings, test, predict_rows, feature_names, seed, scaling)
+    results.behaviour = _behaviour(settings, test, predict_rows, feature_names, seed, scaling, task)
     # What the model predicts on each split (classes and confidence, or values).
     results.distributions = distributions.of_splits(
         {
@@ -116,16 +117,16 @@ def run(
     )
     # Tabular data: how much each feature matters, by shuffling it on the test split.
     spec = settings.get("feature_importance") or {}
-    if test.x.ndim == 2 and spec.get("enabled", True):
+    if not task.images and spec.get("enabled", True):
         results.importance = Importance.of(
             importance.permutation(
                 predict,
                 test.x,
                 test.y,
                 feature_names,
-                task.kind == "classification",
                 n_repeats=int(spec.get("n_repeats", 5)),
                 seed=seed,
+                task=task,
             )
         )
     if seed_groups and len(seed_groups) > 1:
@@ -304,13 +305,18 @@ def _over_seeds(groups, y_true, alpha, seed, task: Task) -> Seeds:
 # ---- shared --------------------------------------------------------------------------------
 
 
-def _behaviour(settings, test, predict_rows, names, seed, scaling=None) -> Behaviour:
+def _behaviour(settings, test, predict_rows, names, seed, scaling, task: Task) -> Behaviour:
     rows, max_examples = test.x.reshape(len(test.x), -1), int(settings.get("examples", 8))
     ids = test.ids
-    common = {"max_examples": max_examples, "scaling": scaling}
+    common = {"max_examples": max_examples, "scaling": scaling, "task": task}
     return Behaviour(
         perturbations=[
-            Curve.of(behaviour.perturbation_curve(predict_rows, rows, test.y, spec, names, seed))
+            Curve.of(
+                behaviour.perturbation_curve(
+                    predict_rows, rows, test.y, spec, names, seed, task=task
+                ),
+                task.main_metric,
+            )
             for spec in settings.get("perturbations", [])
         ],
         invariances=[

@@ -9,6 +9,9 @@ The flow of one batch, and who does what:
     answers + targets --update(metrics, ...)--> metrics() (torchmetrics), the same in the
                                                 training loop's validation and in evaluate
     answers --columns()--> predict's output columns
+    for_evaluation's outputs (numpy) --main_score(), prediction(), changed(), watched(),
+                                       error()--> what evaluation's slices, behavioural tests
+                                                  and feature importance measure
 
 A task that learns something from the training split (regression standardises its targets)
 keeps it in ``state_dict()``, which the checkpoint stores, so that predict and evaluate decode
@@ -16,6 +19,7 @@ outputs exactly as the trainer encoded targets.
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -106,3 +110,34 @@ class Task(ABC):
     @abstractmethod
     def answers_spec(self) -> dict[str, Any]:
         """What ``decode`` returns, in words and shape (the export's ``predictor.json``)."""
+
+    # ---- evaluation: numpy arrays of ``for_evaluation``'s outputs --------------------------------
+
+    #: What ``prediction`` returns, in words (the behavioural tests' results say it).
+    prediction_words: ClassVar[str]
+    #: What ``error`` measures, in words (feature importance's unit).
+    error_name: ClassVar[str]
+
+    def main_score(self, outputs: np.ndarray, targets: np.ndarray) -> float:
+        """The main metric of some rows (a slice, a perturbed test split): by default ``score``
+        of the outputs as they are (the answers, unless ``for_evaluation`` says otherwise)."""
+        return self.score(torch.as_tensor(outputs), torch.as_tensor(targets))[self.main_metric]
+
+    @abstractmethod
+    def prediction(self, outputs: np.ndarray) -> np.ndarray:
+        """Each row's prediction (predict's ``prediction`` column): the class, or the value."""
+
+    def changed(self, before: np.ndarray, after: np.ndarray, tolerance: float) -> np.ndarray:
+        """Per row, whether two ``prediction``s differ by more than ``tolerance`` (invariance)."""
+        return np.abs(after - before) > tolerance
+
+    @abstractmethod
+    def watched(
+        self, before: np.ndarray, after: np.ndarray, spec: Mapping[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray, str]:
+        """What a directional test (``spec``) expects to move, before and after the change,
+        and what it is in words."""
+
+    @abstractmethod
+    def error(self, outputs: np.ndarray, targets: np.ndarray) -> float:
+        """A mean loss of some rows, finer than the main metric (feature importance)."""

@@ -1,10 +1,12 @@
 """Classification: class indices as targets, cross-entropy on logits, probabilities as answers."""
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.special import log_softmax, logsumexp, softmax
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -61,3 +63,42 @@ class Classification(Task):
 
     def answers_spec(self) -> dict[str, Any]:
         return {"kind": "probabilities", "shape": ["n", self.num_classes]}
+
+    # Evaluation gets logits (``for_evaluation``): their argmax is the predicted class.
+
+    prediction_words: ClassVar[str] = "the predicted class"
+    # Log loss: finer than accuracy, which a near-perfect model barely loses.
+    error_name: ClassVar[str] = "log loss"
+
+    def main_score(self, outputs: np.ndarray, targets: np.ndarray) -> float:
+        # In float64 (torchmetrics' accuracy is float32): a slice's share of right rows exactly.
+        return float(np.mean(outputs.argmax(axis=1) == targets))
+
+    def prediction(self, outputs: np.ndarray) -> np.ndarray:
+        return outputs.argmax(axis=1)
+
+    def changed(self, before: np.ndarray, after: np.ndarray, tolerance: float) -> np.ndarray:
+        return before != after  # a class changes or it does not
+
+    def watched(
+        self, before: np.ndarray, after: np.ndarray, spec: Mapping[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray, str]:
+        """The log-odds of class ``target_class`` (default 1), or of each row's class predicted
+        before the change (``predicted``): unlike probabilities they do not saturate at 0 and 1."""
+        target = spec.get("target_class", 1)
+        k = before.argmax(axis=1) if target == "predicted" else np.full(len(before), int(target))
+        which = "the predicted class" if target == "predicted" else f"class {target}"
+        return _log_odds(before, k), _log_odds(after, k), f"the log-odds of {which}"
+
+    def error(self, outputs: np.ndarray, targets: np.ndarray) -> float:
+        picked = softmax(outputs, axis=1)[np.arange(len(targets)), targets.astype(int)]
+        return float(np.mean(-np.log(np.clip(picked, 1e-15, 1.0))))
+
+
+def _log_odds(scores: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """log P(k) - log P(not k) per row, from log-probabilities, so it stays finite when sure."""
+    log_p = log_softmax(scores.astype(np.float64), axis=1)
+    rows = np.arange(len(log_p))
+    others = log_p.copy()
+    others[rows, k] = -np.inf
+    return log_p[rows, k] - logsumexp(others, axis=1)

@@ -6,6 +6,7 @@ and predictions are in the target's units. The two numbers travel in the checkpo
 ``target_scale``.
 """
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -79,3 +80,23 @@ class Regression(Task):
 
     def answers_spec(self) -> dict[str, Any]:
         return {"kind": "prediction in the target's units", "shape": ["n"]}
+
+    # Evaluation gets the values in the target's units (``for_evaluation`` is ``decode``).
+
+    prediction_words: ClassVar[str] = "the predicted value, in the target's units"
+    error_name: ClassVar[str] = "MAE"
+
+    def main_score(self, outputs: np.ndarray, targets: np.ndarray) -> float:
+        # In numpy's float64 sum, as evaluation always reported it.
+        return float(np.mean(np.abs(np.ravel(outputs) - np.ravel(targets))))
+
+    def prediction(self, outputs: np.ndarray) -> np.ndarray:
+        return np.ravel(outputs)
+
+    def watched(
+        self, before: np.ndarray, after: np.ndarray, spec: Mapping[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray, str]:
+        return np.ravel(before), np.ravel(after), self.prediction_words
+
+    def error(self, outputs: np.ndarray, targets: np.ndarray) -> float:
+        return self.main_score(outputs, targets)
