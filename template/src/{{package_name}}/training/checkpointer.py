@@ -8,7 +8,7 @@ NaN weights.
 """
 
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,20 @@ from . import checkpoint, distributed, divergence, resume
 from .errors import CheckpointError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainerState:
+    """Where the run stands; saved in every checkpoint as ``trainer_state``."""
+
+    global_step: int = 0  # optimizer steps taken
+    epoch: int = 0  # the epoch in progress
+    batch_in_epoch: int = 0  # micro-batches of that epoch already consumed
+    best_metric: float | None = None
+    best_step: int | None = None
+    bad_validations: int = 0  # validations since the last improvement (early stopping)
+    stopped_early: bool = False
+    run_id: str | None = None  # the tracking run, continued on resume
 
 
 class Checkpointer:
@@ -55,8 +69,9 @@ class Checkpointer:
 
     # ---- resume -------------------------------------------------------------------------------
 
-    def resume(self) -> dict[str, Any] | None:
-        """Load the checkpoint ``ckpt_path`` names, with this rank's random states; returns it.
+    def resume(self, *logs: Any) -> TrainerState | None:
+        """Load the checkpoint ``ckpt_path`` names, with this rank's random states, and what
+        ``logs`` (the loss window, the validator) kept in it; returns where the run stood.
 
         None: a new run (no ``ckpt_path``, or ``last`` with nothing saved yet).
         """
@@ -74,11 +89,12 @@ class Checkpointer:
             )
         self._load_state(saved, path)
         checkpoint.set_rng_state(saved["rng"][self.ctx.rank])
-        where = saved["trainer_state"]
-        log.info(
-            "resumed from %s at step %d (epoch %d)", path, where["global_step"], where["epoch"]
-        )
-        return saved
+        if "train_log" in saved:  # checkpoints of an older version have none
+            for part in logs:
+                part.load_state_dict(saved["train_log"])
+        state = TrainerState(**saved["trainer_state"])
+        log.info("resumed from %s at step %d (epoch %d)", path, state.global_step, state.epoch)
+        return state
 
     def _load_state(self, saved: dict[str, Any], path: Path) -> None:
         """Load the states, after comparing the checkpoint's config with this one (resume.py)."""
@@ -110,18 +126,18 @@ class Checkpointer:
         periodic = bool(self.every) and step % self.every == 0
         return self.enabled and (periodic or epoch_ends or finished or signalled)
 
-    def save(self, state: Any, window: Any, validator: Any) -> Path | None:
+    def save(self, state: TrainerState, window: Any, validator: Any) -> Path | None:
         """``step-N.pt`` and ``last.pt`` (a collective); the path on rank 0, else None."""
         path = self._write(state, window, validator, best=False)
         self.guard.saved(path)  # proven by the checks that follow
         return path
 
-    def save_best(self, state: Any, window: Any, validator: Any) -> None:
+    def save_best(self, state: TrainerState, window: Any, validator: Any) -> None:
         """``best.pt``, after a validation that improved the monitored metric."""
         if self.enabled:
             self._write(state, window, validator, best=True)
 
-    def _write(self, state: Any, window: Any, validator: Any, best: bool) -> Path | None:
+    def _write(self, state: TrainerState, window: Any, validator: Any, best: bool) -> Path | None:
         self.guard.check(window.loss, self.model, self.optimizer, state.global_step)  # no NaN
         snap = self.snapshot(state, window, validator)
         path = None
@@ -134,7 +150,7 @@ class Checkpointer:
         distributed.barrier()
         return path
 
-    def snapshot(self, state: Any, window: Any, validator: Any) -> dict[str, Any]:
+    def snapshot(self, state: TrainerState, window: Any, validator: Any) -> dict[str, Any]:
         """The checkpoint of this moment (a collective: every rank calls it)."""
         return {
             "format_version": checkpoint.FORMAT_VERSION,

@@ -25,8 +25,7 @@ import logging
 import math
 import os
 import random
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,38 +33,25 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
-from torch.utils.data import TensorDataset
 
 from .. import tasks
-from ..data.checks import read_stats
-from ..data.datasets import load_split, num_features
+from ..data.datasets import num_features
 from ..tracking.base import Logger, NullLogger
 from ..tracking.run_info import flatten
 from . import checkpoint, distributed, loading
 from . import precision as amp
-from .checkpointer import Checkpointer
+from .checkpointer import Checkpointer, TrainerState
 from .errors import ConfigError
 from .health import HealthMonitor
-from .plan import Plan, plan
-from .sampling import EpochBatchSampler, ShardBatchSampler
+from .plan import Plan
+from .profiler import profile_steps
+from .splits import load_shards, splits
 from .validator import Validator, evaluate
 from .window import LossWindow
 
+__all__ = ["Stopped", "TrainerState", "build_model", "fit", "without_dropout"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainerState:
-    """Where the run stands; saved in every checkpoint as ``trainer_state``."""
-
-    global_step: int = 0  # optimizer steps taken
-    epoch: int = 0  # the epoch in progress
-    batch_in_epoch: int = 0  # micro-batches of that epoch already consumed
-    best_metric: float | None = None
-    best_step: int | None = None
-    bad_validations: int = 0  # validations since the last improvement (early stopping)
-    stopped_early: bool = False
-    run_id: str | None = None  # the tracking run, continued on resume
 
 
 class Stopped(Exception):
@@ -94,68 +80,31 @@ def fit(
     validation in the loop, once the best checkpoint is saved; an exception it raises (a pruned
     hyperparameter-search trial) stops training there, leaving the checkpoints already written.
     """
-    # ---- settings, data, the plan -----------------------------------------------------------
+    # ---- settings, data and the plan, model, optimizer, scheduler, the loop's parts ---------
     ctx = ctx or distributed.setup(cfg.trainer.accelerator)
     logger = logger if (logger is not None and ctx.is_main) else NullLogger()
     t, device, output_dir = cfg.trainer, ctx.device, Path(output_dir)
     precision = amp.check(t.precision)
     task = tasks.for_data(cfg.data)  # the loss, the target encoding, the metrics
-    if t.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-    _seed_everything(cfg.seed)  # the same initial weights on every rank
-    processed, workers = cfg.paths.processed_dir, int(cfg.data.num_workers)
-    train_set = load_split(cfg.data, processed, "train", task.targets)
-    run = plan(t, cfg.data.batch_size, len(train_set), ctx.world_size)  # debug modes: presets
-    val_set = (
-        train_set if run.val_on_train else load_split(cfg.data, processed, "val", task.targets)
-    )
-    train_sampler = EpochBatchSampler(
-        len(train_set), run.batch_size, seed=cfg.seed, shuffle=run.shuffle, rank=ctx.rank,
-        world_size=ctx.world_size, max_batches=run.train_batches,
-    )  # fmt: skip
-    train_loader = loading.batches(train_set, train_sampler, workers, device, cfg.seed)
-    val_loader = _loader(val_set, run, ctx, workers, cfg.seed, run.val_rows)
-    task.fit(train_set.tensors[1])  # what encode needs (regression: the targets' mean and std)
-    # prepare's feature scaling travels with the weights: predict applies the scaling the model
-    # was trained with, even after the data has been prepared again.
-    stats = Path(processed) / "stats.json"
-    feature_scale = read_stats(stats) if stats.is_file() else None  # unreadable: exit 5
-
-    # ---- model, optimizer, scheduler, gradient scaler, and the loop's parts ----------------
-    model = build_model(cfg).to(device)
-    if not run.dropout:
-        without_dropout(model)  # learning one batch by heart: dropout would only blur it
-    if t.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if t.compile:
-        model.compile()  # in place: the state-dict keys stay those of the plain model
-    net: nn.Module = model
-    if ctx.world_size > 1:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
+    _seed_everything(cfg.seed, t.deterministic)  # the same initial weights on every rank
+    data = splits(cfg, task, ctx)
+    run = data.plan  # the debug modes are presets of it
+    task.fit(data.train_set.tensors[1])  # what encode needs (regression: the mean and std)
+    model, net = _model(cfg, run, ctx)
     optimizer = _instantiate(cfg.optimizer, "optimizer")(model.parameters())
     scheduler = _instantiate(cfg.scheduler, "scheduler")(optimizer, total_steps=run.total_steps)
     scaler = amp.grad_scaler(precision, device)
     ckpt = Checkpointer(
         cfg, ctx, output_dir, enabled=run.checkpoints, model=model, optimizer=optimizer,
-        scheduler=scheduler, scaler=scaler, task=task, feature_scale=feature_scale,
+        scheduler=scheduler, scaler=scaler, task=task, feature_scale=data.feature_scale,
     )  # fmt: skip
     validator = Validator(t, run.steps_per_epoch)
     window = LossWindow(ctx, run.batch_size, ckpt.guard)
-    state = TrainerState(run_id=getattr(logger, "run_id", None))
-    saved = ckpt.resume()  # the states, this rank's random states; None: a new run
-    if saved is not None:
-        state = TrainerState(**saved["trainer_state"])
-        if getattr(logger, "run_id", None):  # the run continued (or a new one: open_logger)
-            state.run_id = logger.run_id
-        if "train_log" in saved:
-            window.load_state_dict(saved["train_log"])
-            validator.load_state_dict(saved["train_log"])
-    else:
+    state = ckpt.resume(window, validator)  # states, random states, logs; None: a new run
+    if state is None:
+        state = TrainerState()
         _seed_everything(cfg.seed + ctx.rank)  # different dropout masks on different ranks
+    state.run_id = getattr(logger, "run_id", None) or state.run_id  # continued, or a new one
     # A new run (a resumed one too, when its own run is in another store: tracking/base.py).
     if ctx.is_main and (state.global_step == 0 or getattr(logger, "resumed", True) is False):
         logger.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
@@ -163,20 +112,20 @@ def fit(
     health = HealthMonitor(  # gradients, updates, dead units, loss trends: see health.py
         model, t.get("health"), logger, enabled=ctx.is_main, start_step=state.global_step,
         output_dir=output_dir, precision=precision, skips_nonfinite=scaler.is_enabled(),
-        samples=val_set.tensors if task.images else None,
+        samples=data.val_set.tensors if task.images else None,
     )  # fmt: skip
     health_at = health.next_step  # the next optimizer step it measures (-1: none)
-    clip, accumulate = t.gradient_clip_val, run.accumulate  # config lookups cost microseconds
-    channels_last = bool(t.channels_last)
+    # Read once: config lookups in the hot loop cost microseconds.
+    clip, accumulate, channels_last = t.gradient_clip_val, run.accumulate, bool(t.channels_last)
     stop, agreement = distributed.StopFlag(), distributed.Agreement()
 
     # ---- the loop -----------------------------------------------------------------------------
-    with stop, _profiler(t.profiler, output_dir, ctx) as profiler:
+    with stop, profile_steps(t.profiler, output_dir, ctx) as profiler:
         while run.keep_going(state.global_step, state.epoch, state.stopped_early):
-            train_sampler.set_epoch(state.epoch, skip=state.batch_in_epoch)
-            loading.reseed(train_loader, cfg.seed + state.epoch)
+            data.train_sampler.set_epoch(state.epoch, skip=state.batch_in_epoch)
+            loading.reseed(data.train, cfg.seed + state.epoch)
             net.train()
-            for index, (inputs, targets) in enumerate(train_loader, start=state.batch_in_epoch):
+            for index, (inputs, targets) in enumerate(data.train, start=state.batch_in_epoch):
                 inputs, targets = _to(inputs, targets, device, channels_last)
                 step_ends = (index + 1) % accumulate == 0
                 sampled = state.global_step + 1 == health_at  # a step the monitors measure
@@ -213,8 +162,7 @@ def fit(
                 state.batch_in_epoch = 0 if epoch_ends else index + 1
                 if profiler is not None:
                     profiler.step()
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
 
                 # -- log ------------------------------------------------------------------------
                 if log_now or epoch_ends:
@@ -222,14 +170,13 @@ def fit(
                     logged = window.read(state.global_step, state.epoch, lr, grad_norm)
                     logger.log_metrics(logged, step=state.global_step)
                     health.observe_loss(state.global_step, logged["train/loss"])
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{logged['train/loss']:.4f}", refresh=False)
+                    bar.set_postfix(loss=f"{logged['train/loss']:.4f}", refresh=False)
 
                 # -- validate, keep the best, stop early ----------------------------------------
                 window.pause()  # throughput counts training time only
                 step_in_epoch = state.batch_in_epoch // accumulate
                 if validator.due(state.global_step, state.epoch, epoch_ends, step_in_epoch):
-                    val_metrics = evaluate(net, val_loader, "val", task, precision, device)
+                    val_metrics = evaluate(net, data.val, "val", task, precision, device)
                     gap = health.on_validation(state.global_step, window.metrics, val_metrics)
                     val_metrics |= gap  # val/generalisation_gap
                     validator.step, validator.metrics = state.global_step, val_metrics
@@ -246,30 +193,27 @@ def fit(
                 if ckpt.due(state.global_step, epoch_ends, finished, signalled):
                     path = ckpt.save(state, window, validator)
                 if signalled:
-                    if bar is not None:
-                        bar.close()
+                    bar.close()
                     raise Stopped(stop.signal or 15, state.global_step, path, output_dir)
                 window.resume()
                 if finished:
                     break
     agreement.close()
-    if bar is not None:
-        bar.close()
+    bar.close()
     ckpt.guard.check(window.loss, model, optimizer, state.global_step)  # no metrics.json of NaN
     health.finish(state.global_step)  # history.json, last grid, warnings recalled in the log
 
     # ---- final validation and test, with the best weights ---------------------------------
     val_metrics = validator.metrics
     if validator.step != state.global_step:  # the final weights have not been validated yet
-        val_metrics = evaluate(net, val_loader, "val", task, precision, device)
+        val_metrics = evaluate(net, data.val, "val", task, precision, device)
     metrics = {**window.metrics, **val_metrics, "step": float(state.global_step)}
     if t.test_after_fit:
         best_path = ckpt.folder / "best.pt"
         if run.checkpoints and best_path.is_file():
             model.load_state_dict(checkpoint.load_file(best_path)["model"])
-        test_set = load_split(cfg.data, processed, "test", task.targets)
-        test_loader = _loader(test_set, run, ctx, workers, cfg.seed)
-        metrics.update(evaluate(net, test_loader, "test", task, precision, device))
+        test = load_shards(cfg, task, run, ctx, "test")
+        metrics.update(evaluate(net, test, "test", task, precision, device))
     if ctx.is_main:
         logger.log_metrics(metrics, step=state.global_step)
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -278,25 +222,6 @@ def fit(
 
 
 # ---- building blocks ----------------------------------------------------------------------------
-
-
-def _loader(
-    dataset: TensorDataset,
-    run: Plan,
-    ctx: distributed.Context,
-    workers: int,
-    seed: int,
-    rows: int | None = None,
-) -> Any:
-    """A validation or test split's batches: this rank's shard, ``run.val_batches`` of them."""
-    sampler = ShardBatchSampler(
-        len(dataset) if rows is None else rows,
-        run.batch_size,
-        rank=ctx.rank,
-        world_size=ctx.world_size,
-        max_batches=run.val_batches,
-    )
-    return loading.batches(dataset, sampler, workers, ctx.device, seed)
 
 
 def _to(
@@ -319,48 +244,42 @@ def _instantiate(node: DictConfig, group: str, **kwargs: Any) -> Any:
         raise ConfigError(f"configs/{group}/ cannot be instantiated: {error}") from None
 
 
-def _seed_everything(seed: int) -> None:
+def _model(cfg: DictConfig, run: Plan, ctx: distributed.Context) -> tuple[nn.Module, nn.Module]:
+    """The model on its device, and the module to call: itself, or its DDP wrapper."""
+    model = build_model(cfg).to(ctx.device)
+    if not run.dropout:
+        without_dropout(model)  # learning one batch by heart: dropout would only blur it
+    if cfg.trainer.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if cfg.trainer.compile:
+        model.compile()  # in place: the state-dict keys stay those of the plain model
+    if ctx.world_size == 1:
+        return model, model
+    ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return model, nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def _seed_everything(seed: int, deterministic: bool = False) -> None:
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 (the legacy global generator users may call)
     torch.manual_seed(seed)
 
 
 def _progress(total: int, initial: int, enabled: bool) -> Any:
-    if not enabled:
-        return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
-
-
-@contextlib.contextmanager
-def _profiler(enabled: bool, output_dir: Path, ctx: distributed.Context) -> Iterator[Any]:
-    """torch.profiler over steps 2-4 (after a warm-up step); a Chrome trace per rank."""
-    if not enabled:
-        yield None
-        return
-    from torch.profiler import ProfilerActivity, profile, schedule
-
-    folder = output_dir / "profiler"
-    folder.mkdir(parents=True, exist_ok=True)
-    activities = [ProfilerActivity.CPU]
-    if ctx.device.type == "cuda":
-        activities.append(ProfilerActivity.CUDA)
-
-    def export(prof: Any) -> None:
-        prof.export_chrome_trace(str(folder / f"trace-rank{ctx.rank}.json"))
-        if ctx.is_main:
-            table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
-            (folder / "summary.txt").write_text(table + "\n")
-            log.info("profiler trace written to %s", folder)
-
-    with profile(
-        activities=activities,
-        schedule=schedule(wait=1, warmup=1, active=3, repeat=1),
-        on_trace_ready=export,
-        record_shapes=True,
-    ) as prof:
-        yield prof
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc="train",
+        unit="step",
+        dynamic_ncols=True,
+        disable=not enabled,  # its calls then cost ~0.2 us
+    )
 
 
 # ---- building the model (used by predict and evaluate too) -----------------------------------
