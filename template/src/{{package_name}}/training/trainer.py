@@ -98,7 +98,7 @@ def fit(
         cfg, ctx, output_dir, enabled=run.checkpoints, model=model, optimizer=optimizer,
         scheduler=scheduler, scaler=scaler, task=task, feature_scale=data.feature_scale,
     )  # fmt: skip
-    validator = Validator(t, run.steps_per_epoch)
+    validator = Validator(t, run.steps_per_epoch, task, precision, device)
     window = LossWindow(ctx, run.batch_size, ckpt.guard)
     state = ckpt.resume(window, validator)  # states, random states, logs; None: a new run
     if state is None:
@@ -176,7 +176,7 @@ def fit(
                 window.pause()  # throughput counts training time only
                 step_in_epoch = state.batch_in_epoch // accumulate
                 if validator.due(state.global_step, state.epoch, epoch_ends, step_in_epoch):
-                    val_metrics = evaluate(net, data.val, "val", task, precision, device)
+                    val_metrics = validator.measure(net, data.val)
                     gap = health.on_validation(state.global_step, window.metrics, val_metrics)
                     val_metrics |= gap  # val/generalisation_gap
                     validator.step, validator.metrics = state.global_step, val_metrics
@@ -206,7 +206,7 @@ def fit(
     # ---- final validation and test, with the best weights ---------------------------------
     val_metrics = validator.metrics
     if validator.step != state.global_step:  # the final weights have not been validated yet
-        val_metrics = evaluate(net, data.val, "val", task, precision, device)
+        val_metrics = validator.measure(net, data.val)
     metrics = {**window.metrics, **val_metrics, "step": float(state.global_step)}
     if t.test_after_fit:
         best_path = ckpt.folder / "best.pt"

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 from torch import nn
+from torchmetrics import MetricCollection
 
 from .. import settings
 from ..tasks import Task
@@ -57,7 +58,17 @@ class EarlyStopping:
 class Validator:
     """When to validate, and the last validation's step and metrics."""
 
-    def __init__(self, trainer: DictConfig, steps_per_epoch: int) -> None:
+    def __init__(
+        self,
+        trainer: DictConfig,
+        steps_per_epoch: int,
+        task: Task,
+        precision: str,
+        device: torch.device,
+    ) -> None:
+        self.task, self.precision, self.device = task, precision, device
+        # Built once and reset before each validation: building a collection costs milliseconds.
+        self._metrics = task.metrics("val/").to(device)
         every = settings.val_check_interval(
             trainer.val_check_interval, "trainer.val_check_interval"
         )
@@ -84,6 +95,10 @@ class Validator:
             return global_step % n == 0
         return step_in_epoch > 0 and step_in_epoch % n == 0
 
+    def measure(self, net: nn.Module, loader: Iterable[Any]) -> dict[str, float]:
+        """The validation split's loss and metrics (``val/...``)."""
+        return evaluate(net, loader, "val", self.task, self.precision, self.device, self._metrics)
+
     def state_dict(self) -> dict[str, Any]:
         return {"val_step": self.step, "val_metrics": self.metrics}
 
@@ -99,12 +114,18 @@ def evaluate(
     task: Task,
     precision: str,
     device: torch.device,
+    metrics: MetricCollection | None = None,
 ) -> dict[str, float]:
-    """``<split>/loss`` and the task's metrics over every rank's shard (no padding, no repeats)."""
+    """``<split>/loss`` and the task's metrics over every rank's shard (no padding, no repeats).
+
+    ``metrics``: the task's collection for ``split`` to reuse (reset first); None: a new one.
+    """
     model = net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
     was_training = model.training
     model.eval()
-    metrics = task.metrics(f"{split}/").to(device)
+    if metrics is None:
+        metrics = task.metrics(f"{split}/").to(device)
+    metrics.reset()
     sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, rows
     for inputs, targets in loader:
         inputs = inputs.to(device, non_blocking=True)
