@@ -126,7 +126,7 @@ class Bench:
 
     def model(self):
         import torch
-        from my_dl_project.training.trainer import build_model
+        from my_dl_project.tasks import build_model
 
         torch.manual_seed(0)
         model = build_model(self.cfg).to(self.device)

@@ -94,6 +94,7 @@ def package_name(answers: dict[str, Any]) -> str:
 
 
 HOW_TO_PAGES = [
+    "add-a-task",
     "add-model",
     "compare-models",
     "distributed",
@@ -136,13 +137,18 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "scripts/torch_index.sh",
         f"{pkg}/__init__.py",
         f"{pkg}/config.py",
+        f"{pkg}/errors.py",
+        f"{pkg}/masking.py",
         f"{pkg}/settings.py",
+        "tests/test_config_schema.py",
         f"{pkg}/evaluation/__init__.py",
         f"{pkg}/models/__init__.py",
+        f"{pkg}/models/build.py",
         f"{pkg}/models/cnn.py",
         f"{pkg}/models/mlp.py",
         f"{pkg}/tracking/__init__.py",
         f"{pkg}/training/__init__.py",
+        "tests/test_layers.py",
         "tests/test_layout.py",
         "tests/test_models.py",
     }
@@ -158,6 +164,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/data/checks.py",
         f"{pkg}/data/datasets.py",
         f"{pkg}/data/prepare.py",
+        f"{pkg}/data/record.py",
         f"{pkg}/data/schemas.py",
         f"{pkg}/data/sources.py",
         f"{pkg}/data/validate.py",
@@ -190,7 +197,6 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/tracking/base.py",
         f"{pkg}/training/checkpoint.py",
         f"{pkg}/training/distributed.py",
-        f"{pkg}/training/errors.py",
         f"{pkg}/training/health.py",
         f"{pkg}/training/loading.py",
         f"{pkg}/training/precision.py",
@@ -209,6 +215,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/tasks/{name}.py"
         for name in ("__init__", "base", "classification", "image_classification", "regression")
     }
+    files |= {"tests/test_tasks.py"}
     # guards against training silently wrong (divergence, resume under a changed config)
     files |= {
         f"{pkg}/training/divergence.py",
@@ -232,11 +239,13 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"configs/hparams_search/{search}.yaml",
         f"{pkg}/tune.py",
         f"{pkg}/training/tuning.py",
+        f"{pkg}/training/study.py",
         "tests/test_tune.py",
     }
     # tracking
     files |= {
         f"{pkg}/tracking/run_info.py",
+        f"{pkg}/tracking/progress.py",
         f"{pkg}/tracking/records.py",
         f"{pkg}/tracking/job_log.py",
         "tests/test_tracking.py",
@@ -247,6 +256,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         files |= {
             f"{pkg}/tracking/mlflow_logger.py",
             f"{pkg}/tracking/resend.py",
+            f"{pkg}/tracking/unsent.py",
             "configs/logger/mlflow.yaml",
             "tests/test_tracking_mlflow.py",
         }
@@ -262,8 +272,9 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/evaluation/importance.py",
         f"{pkg}/evaluation/metrics.py",
         f"{pkg}/evaluation/plots.py",
-        f"{pkg}/evaluation/progress.py",
+        f"{pkg}/evaluation/report.md.j2",
         f"{pkg}/evaluation/report.py",
+        f"{pkg}/evaluation/results.py",
         f"{pkg}/evaluation/slices.py",
         f"{pkg}/evaluation/suite.py",
         f"{pkg}/evaluation/thresholds.py",
@@ -275,8 +286,10 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "configs/predict.yaml",
         "configs/export.yaml",
         f"{pkg}/inference.py",
+        f"{pkg}/batch.py",
         f"{pkg}/predict.py",
         f"{pkg}/export.py",
+        f"{pkg}/exporting.py",
         f"{pkg}/models/predictor.py",
         "tests/test_predict.py",
         "tests/test_security.py",

@@ -71,3 +71,42 @@ def test_add_model_commands_work_on_the_pages_own_example_model(default_project,
         # As documented, shortened (a few epochs) and kept out of the tracking store.
         short = ["logger=none", "trainer.max_epochs=3", f"hydra.run.dir={tmp_path}/run"]
         run([sys.executable, "-m", f"{pkg}.train", *command[3:], *short], cwd=project, **env)
+
+
+@pytest.mark.slow
+def test_add_a_task_pages_module_registers_and_keeps_the_contract(default_project, tmp_path):
+    # docs/how-to/add-a-task.md: its module and its TASKS entry, as written, give a task the
+    # package builds from a data config, that round-trips, and that the project's own tests
+    # (tests/test_tasks.py: nothing outside tasks/ asks the kind) still accept.
+    page = DOCS / "how-to" / "add-a-task.md"
+    pkg = package_name(default_project.answers)
+    project = tmp_path / "project"
+    shutil.copytree(default_project.path, project)
+    module, registration = code_blocks(page, "python")
+    tasks = project / "src" / pkg / "tasks"
+    (tasks / "ordinal.py").write_text(module, encoding="utf-8")
+    init = (tasks / "__init__.py").read_text(encoding="utf-8")
+    registered = re.sub(r"TASKS: dict\[.*?\n}\n", registration, init, count=1, flags=re.S)
+    assert registered != init and '"ordinal": Ordinal' in registered
+    (tasks / "__init__.py").write_text(registered, encoding="utf-8")
+    [config] = [b for b in code_blocks(page, "yaml") if "configs/data/grades.yaml" in b]
+    assert "task: ordinal" in config
+    check = f"""
+import numpy as np, torch
+from omegaconf import OmegaConf
+from {pkg} import tasks
+task = tasks.for_data(OmegaConf.create({{"task": "ordinal", "num_classes": 5}}))
+y = task.targets(np.array([0, 1, 4, 2]))
+task.fit(y)
+assert torch.allclose(task.decode(task.encode(y)), y.double().reshape(-1), atol=1e-5)
+columns = task.columns(np.array([0.4, 3.6, 9.0]))
+assert columns["prediction"].tolist() == [0, 4, 4], columns
+assert task.kind == "regression" and task.answers_spec()["shape"] == ["n"]
+"""
+    env = {"PYTHONPATH": str(project / "src")}
+    run([sys.executable, "-c", check], cwd=project, **env)
+    run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_tasks.py"],
+        cwd=project,
+        **env,
+    )

@@ -14,6 +14,8 @@ from .matrix import ROTATED, STRUCTURAL, combination_id, expected_files, package
 # A Jinja delimiter left in a rendered file means a template bug. `${{ ... }}` in GitHub Actions
 # is that tool's own syntax and allowed.
 LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{|\{%|\{#")
+# The generated package's sources, as the template holds them.
+TEMPLATE_SRC = Path(__file__).resolve().parents[1] / "template" / "src" / "{{package_name}}"
 
 
 @pytest.mark.parametrize("answers", COMBINATION_PARAMS)
@@ -30,8 +32,15 @@ def test_render_has_no_leftover_jinja_and_portable_names(render, answers):
     for relative in project.files:
         assert not set(relative) & set('"|<>:*?\\'), f"non-portable file name: {relative}"
         text = (project.path / relative).read_text(encoding="utf-8")
-        # docs/ holds the template's pages verbatim, which show copier's Jinja as examples.
-        match = None if relative.startswith("docs/") else LEFTOVER_JINJA.search(text)
+        # docs/ holds the template's pages verbatim, which show copier's Jinja as examples; a
+        # .j2 file is a Jinja template the package renders at run time (evaluation/report.md.j2),
+        # copied verbatim: byte for byte the template's file, so copier rendered none of it.
+        runtime_template = relative.endswith(".j2")
+        if runtime_template:
+            source = TEMPLATE_SRC / relative.replace(f"src/{package_name(answers)}/", "", 1)
+            assert text == source.read_text(encoding="utf-8"), f"{relative} was rendered"
+        verbatim = relative.startswith("docs/") or runtime_template
+        match = None if verbatim else LEFTOVER_JINJA.search(text)
         where = text[match.start() - 40 : match.end() + 40] if match else ""
         assert match is None, f"{relative} keeps a Jinja delimiter: ...{where}..."
         if text:  # .gitkeep files are empty

@@ -358,6 +358,18 @@ _migrations:
 """
 
 
+def set_migrations(repo: Path, block: str) -> None:
+    """Make ``block`` (a ``_migrations:`` list) the template's only migrations: the test's own."""
+    config = repo / "copier.yml"
+    lines = config.read_text().splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.startswith("_migrations:"))
+    end = start + 1
+    while end < len(lines) and lines[end].startswith((" ", "-")):
+        end += 1
+    lines[start:end] = [block.lstrip("\n")]
+    config.write_text("".join(lines))
+
+
 def add_migration(repo: Path) -> None:
     """Give the temporary template a migration at 0.2.0 (after the real ones, if any)."""
     (repo / "hooks").mkdir(exist_ok=True)
@@ -429,7 +441,7 @@ def test_move_file_carries_the_users_edits_to_a_renamed_file(tmp_path: Path):
     (models / old.name).unlink()
     (models / "renamed.py").write_text("# Renamed in 0.2.0.\n" + original)
     config = repo / "copier.yml"
-    config.write_text(config.read_text().replace("\n_migrations: []\n", MOVE_ENTRY % old.name))
+    set_migrations(repo, MOVE_ENTRY % old.name)
     assert len(yaml.safe_load(config.read_text())["_migrations"]) == 1
     release(repo, "0.2.0")
 
@@ -438,6 +450,55 @@ def test_move_file_carries_the_users_edits_to_a_renamed_file(tmp_path: Path):
     renamed = old.parent / "renamed.py"
     assert renamed.read_text() == "# Renamed in 0.2.0.\n" + original + MODEL_EDIT
     assert files_with_conflicts(project) == []
+
+
+# The modules that 0.1.0 moved (copier.yml's migrations at "0.1.0"): old name -> new name.
+MOVED_IN_0_1_0 = {
+    f"src/{PACKAGE}/training/errors.py": f"src/{PACKAGE}/errors.py",
+    f"src/{PACKAGE}/evaluation/progress.py": f"src/{PACKAGE}/tracking/progress.py",
+}
+PROGRESS_EDIT = (
+    "\n\ndef user_chart_size() -> tuple[int, int]:\n"
+    '    """A helper the user added to the progress charts."""\n'
+    "    return (11, 4)\n"
+)
+ERRORS_EDIT = '\n\nclass UserError(ConfigError):\n    """A config error that the user added."""\n'
+
+
+@pytest.mark.slow
+def test_a_project_from_before_0_1_0_keeps_its_edits_to_the_modules_0_1_0_moved(tmp_path: Path):
+    """The real migrations: a project made from a commit before the first release, with the old
+    layout (0.0.9 here), updated to 0.1.0 (the template as on disk) with --trust."""
+    repo = tmp_path / "template"
+    copy_template_files(repo)
+    source = repo / "template" / "src" / "{{package_name}}"
+    for old, new in MOVED_IN_0_1_0.items():  # the old layout: the same modules, at the old names
+        inside = Path(*Path(old).parts[2:]), Path(*Path(new).parts[2:])
+        (source / inside[0]).write_bytes((source / inside[1]).read_bytes())
+        (source / inside[1]).unlink()
+    git(repo, "init", "-q", "-b", "main")
+    release(repo, "0.0.9")
+    project = new_project(repo, tmp_path / "project", vcs_ref="0.0.9")
+    edits = dict(zip(MOVED_IN_0_1_0, (ERRORS_EDIT, PROGRESS_EDIT), strict=True))
+    for old, edit in edits.items():
+        (project / old).write_text((project / old).read_text() + edit)
+    commit_all(project, "the user's edits")
+    shutil.rmtree(repo / "template")  # 0.1.0: the template as on disk
+    caches = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache")
+    shutil.copytree(TEMPLATE_ROOT / "template", repo / "template", ignore=caches)
+    release(repo, "0.1.0")
+
+    with pytest.raises(UnsafeTemplateError):  # the update crosses the migrations' release
+        update_project(project)
+    update_project(project, unsafe=True)
+    for old, new in MOVED_IN_0_1_0.items():
+        assert not (project / old).exists()
+        released = (source / Path(*Path(new).parts[2:])).read_text()
+        assert (project / new).read_text() == released + edits[old]
+    assert files_with_conflicts(project) == []
+    imports = f"from {PACKAGE}.errors import UserError; from {PACKAGE}.tracking import progress"
+    run([str(VENV_BIN / "python"), "-c", f"{imports}; progress.user_chart_size()"],
+        cwd=project, PYTHONPATH=str(project / "src"))  # fmt: skip
 
 
 def move_file_case(tmp_path: Path, user: str | None, release: str) -> tuple[Path, str]:

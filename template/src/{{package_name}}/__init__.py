@@ -1,6 +1,8 @@
 """The project's package.
 
-Dependencies point one way: the entry points (train, evaluate, predict) use ``training`` and
-``evaluation``, which use ``data`` and ``models``. Nothing imports an entry point, and only
-``tracking`` imports the experiment tracker.
+Dependencies point one way, down the layers: the commands (train, evaluate, predict, export,
+tune, data.prepare, data.validate) -> the search (training.tuning) -> training | evaluation |
+inference -> tracking -> tasks -> models -> data -> errors, settings, config. Nothing imports a
+command, only ``tracking`` imports the experiment tracker, and ``tests/test_layers.py`` holds
+the package to it (docs/layout.md).
 """

@@ -1,7 +1,8 @@
 """Where the Hydra configs live, and composing them outside an entry point.
 
 Entry points use ``@entry_point("<command>")`` (``hydra.main`` over ``configs/<command>.yaml``,
-whose command-line errors exit with code 2); tests and notebooks use ``compose()``.
+whose command-line errors exit with code 2, and ``errors.reported``, which gives every other
+error the user can fix its message and exit code); tests and notebooks use ``compose()``.
 ``python -m <package>.config`` writes ``params.yaml``, the composed default config that DVC's
 stages run with (``make params``); ``--check`` fails when it is out of date.
 """
@@ -11,13 +12,13 @@ import functools
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from .training.errors import fail
+from .errors import ConfigError, fail, reported
 
 # src/<package>/config.py -> the project root, which holds configs/. Run commands from the root:
 # the paths in configs/paths/ are relative to it.
@@ -35,11 +36,13 @@ def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictCo
 
 
 def entry_point(
-    command: str, config_name: str | None = None
+    command: str, config_name: str | None = None, **reporting: Any
 ) -> Callable[[Callable[[DictConfig], None]], Callable[..., None]]:
     """``@entry_point("train")``: ``hydra.main`` over ``configs/train.yaml``, and its errors.
 
-    ``config_name`` names another config (prepare and validate read ``train``'s).
+    ``config_name`` names another config (prepare and validate read ``train``'s). The command
+    runs inside ``errors.reported(command, **reporting)``: the one place where errors become
+    messages and exit codes (``reporting``: how this command words a data error).
 
     Hydra applies the command line's overrides before the entry point runs, and reports one it
     cannot apply (a misspelled key, an unknown option of a config group, bad syntax) itself, with
@@ -48,39 +51,52 @@ def entry_point(
     have meant. ``HYDRA_FULL_ERROR=1`` keeps Hydra's own report (a traceback).
     """
     from hydra import main as hydra_main
-    from hydra.errors import ConfigCompositionException, OverrideParseException
 
     def decorate(task: Callable[[DictConfig], None]) -> Callable[..., None]:
         name = config_name or command
-        run = hydra_main(version_base="1.3", config_path=CONFIG_DIR, config_name=name)(task)
+
+        @functools.wraps(task)  # Hydra names the job after the function it unwraps
+        def reporting_task(cfg: DictConfig) -> None:
+            with reported(command, **reporting):  # inside the job: Hydra adds nothing to it
+                return task(cfg)
+
+        run = hydra_main(version_base="1.3", config_path=CONFIG_DIR, config_name=name)(
+            reporting_task
+        )
 
         @functools.wraps(task)
         def main(cfg: DictConfig | None = None) -> None:
-            previous = os.environ.get("HYDRA_FULL_ERROR")
-            if cfg is not None or previous == "1":
-                return run(cfg)
-            # Hydra raises, instead of printing and exiting, while this is set.
-            os.environ["HYDRA_FULL_ERROR"] = "1"
-            try:
-                return run()
-            except (ConfigCompositionException, OverrideParseException) as error:
-                fail(command, override_error(error), 2)
-            finally:
-                if previous is None:
-                    os.environ.pop("HYDRA_FULL_ERROR", None)
-                else:
-                    os.environ["HYDRA_FULL_ERROR"] = previous
+            return _run(run, cfg, command)
 
         return main
 
     return decorate
 
 
+def _run(run: Callable[..., None], cfg: DictConfig | None, command: str) -> None:
+    """Hydra's main; its command-line errors exit with code 2, as every config error does."""
+    from hydra.errors import ConfigCompositionException, OverrideParseException
+
+    previous = os.environ.get("HYDRA_FULL_ERROR")
+    if cfg is not None or previous == "1":
+        return run(cfg)
+    # Hydra raises, instead of printing and exiting, while this is set.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        return run()
+    except (ConfigCompositionException, OverrideParseException) as error:
+        fail(command, override_error(error), 2)
+    finally:
+        if previous is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = previous
+
+
 def check_settings(cfg: DictConfig, command: str) -> None:
     """Every setting ``command`` reads (``settings.py``), first: on a broken one, exit with code
     2, leaving nothing behind, not even the folder Hydra made for this run."""
     from .settings import check
-    from .training.errors import ConfigError
 
     try:
         check(cfg, command)
@@ -93,7 +109,7 @@ def check_settings(cfg: DictConfig, command: str) -> None:
 def check_output_folders(cfg: DictConfig, command: str) -> None:
     """The folders ``command`` writes into (``OUTPUT_FOLDERS``) can be written: else exit 2, as
     for any config error, leaving nothing behind."""
-    from .training.errors import ConfigError
+    from .errors import ConfigError
 
     try:
         for key in OUTPUT_FOLDERS.get(command, ()):
@@ -117,8 +133,6 @@ def check_writable(folder: Any, key: str) -> None:
     """Raise ``ConfigError`` naming ``key``, the folder and the cause, unless a file can be
     made in ``folder`` (or in its nearest existing parent, where it would be created)."""
     import tempfile
-
-    from .training.errors import ConfigError
 
     if folder is None or folder == "":
         return
@@ -209,6 +223,135 @@ def _config_keys(node: Any) -> list[str]:
         return keys
 
     return walk(tree, "")
+
+
+# ---- the schema walk (the schema itself, and the rules, are in settings.py) -------------------
+
+
+def check_schema(schema: type, node: Any, prefix: str = "", *, closed: bool = False) -> None:
+    """Raise one ``ConfigError`` naming every key of ``node`` that breaks ``schema``."""
+    from .errors import ConfigError
+
+    problems = schema_problems(schema, node, prefix, closed=closed)
+    if any(NOT_A_KEY in problem for problem in problems):
+        problems.append(
+            "(A key of your own goes into its section's dataclass in settings.py, and into "
+            "the section's YAML file.)"
+        )
+    if problems:
+        raise ConfigError(" ".join(problems))
+
+
+NOT_A_KEY = " is not a key of "
+
+
+def schema_problems(schema: type, node: Any, prefix: str = "", *, closed: bool = False) -> list:
+    """What is wrong with ``node`` (the section at ``prefix``) by ``schema``, key by key: a
+    wrong type or range (the field's rule), a key a closed section does not have. Keys the
+    node does not have are not checked. OmegaConf's own merge of a structured config is not
+    used: it stops at the first error, says it in its words and knows no ranges."""
+    from omegaconf import DictConfig, ListConfig
+    from omegaconf.errors import OmegaConfBaseException
+
+    from .errors import ConfigError
+
+    if not isinstance(node, Mapping):
+        return [f"{prefix[:-1]} must be a section of keys, got {node!r}."]
+    fields = _schema_fields(schema)
+    problems = []
+    for name in node:
+        key = f"{prefix}{name}"
+        if name not in fields:
+            problems += [_unknown_key(key, prefix, fields)] if closed else []
+            continue
+        rule, section, section_closed = fields[name]
+        try:
+            value = node[name]
+            if isinstance(value, (DictConfig, ListConfig)) and section is None:
+                value = OmegaConf.to_container(value, resolve=True)
+        except OmegaConfBaseException as error:  # an interpolation that cannot be resolved
+            problems.append(f"{key} cannot be read: {str(error).splitlines()[0]}")
+            continue
+        if section is not None:
+            problems += schema_problems(section, value, f"{key}.", closed=section_closed)
+        elif rule is not None:
+            try:
+                rule(value, key)
+            except ConfigError as error:
+                problems.append(str(error))
+    return problems
+
+
+def _unknown_key(key: str, prefix: str, fields: Mapping[str, Any]) -> str:
+    meant = _closest(key, [f"{prefix}{name}" for name in fields])
+    hint = f"did you mean {' or '.join(meant)}?" if meant else f"its keys: {', '.join(fields)}."
+    return f"{key}{NOT_A_KEY}{prefix[:-1]}: {hint}"
+
+
+@functools.cache
+def _schema_fields(schema: type) -> dict[str, tuple[Any, type | None, bool]]:
+    """Each field's (rule, the schema of its section or None, whether that section is closed):
+    a dataclass field is a closed section; ``metadata={"open": known}`` an open one."""
+    import dataclasses
+
+    fields: dict[str, tuple[Any, type | None, bool]] = {}
+    for f in dataclasses.fields(schema):  # f.type: the annotation (settings.py has no strings)
+        if "open" in f.metadata:
+            if f.metadata["open"] is not None:
+                fields[f.name] = (None, f.metadata["open"], False)
+        elif dataclasses.is_dataclass(f.type):
+            fields[f.name] = (None, f.type, True)
+        else:
+            fields[f.name] = (f.metadata.get("rule") or _type_rule(f.type), None, False)
+    return fields
+
+
+def _type_rule(hint: Any) -> Any:
+    """The rule of a field with none of its own: its type's (None: any value)."""
+    import types
+    import typing
+
+    from . import settings
+
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
+        inner = _type_rule(next(a for a in args if a is not type(None)))
+        return None if inner is None else lambda v, k: v if v is None else inner(v, k)
+    return {
+        bool: settings.boolean,
+        int: settings.integer(),
+        float: settings.number(),
+        str: settings.text,
+        list: settings.rule("a list", lambda v: isinstance(v, list)),
+        dict: settings.rule("a mapping", lambda v: isinstance(v, dict)),
+    }.get(typing.get_origin(hint) or hint)
+
+
+def schema_rules(schema: type, prefix: str = "") -> dict[str, Any]:
+    """Every dotted key of ``schema`` (and of its open sections' known keys) with a rule of its
+    own: a range or a set of values, not only a type."""
+    import dataclasses
+
+    rules: dict[str, Any] = {}
+    for f in dataclasses.fields(schema):
+        key, section = f"{prefix}{f.name}", f.metadata.get("open")
+        section = f.type if dataclasses.is_dataclass(f.type) else section
+        if section is not None:
+            rules |= schema_rules(section, f"{key}.")
+        elif f.metadata.get("rule") is not None:
+            rules[key] = f.metadata["rule"]
+    return rules
+
+
+def register_schemas() -> None:
+    """Each command's schema in Hydra's ConfigStore, as ``schema/<command>``: a Hydra app of
+    your own can name it in its defaults list to have Hydra type its config as it composes."""
+    from hydra.core.config_store import ConfigStore
+
+    from .settings import SCHEMAS
+
+    for name, schema in SCHEMAS.items():
+        ConfigStore.instance().store(group="schema", name=name, node=schema)
 
 
 def params_yaml(overrides: Sequence[str] = ()) -> str:

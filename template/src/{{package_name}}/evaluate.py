@@ -9,28 +9,26 @@ Exit codes: 0 success; 2 bad config; 3 missing or unusable checkpoint; 5 missing
 (trained with another one) is evaluated in a new run, with a note.
 """
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from .config import check_settings, entry_point
-from .inference import feature_scale, load_checkpoint, model_outputs, restore_model
-from .training.errors import fail
 
 
 @entry_point("evaluate")
 def main(cfg: DictConfig) -> None:
     check_settings(cfg, "evaluate")  # before a checkpoint is read or a run opened
     # Imported here so that `--help` and config errors answer without importing torch.
-    from .data.checks import DataValidationError
-    from .data.validate import require_validated
-    from .tracking.base import TrackingError, open_logger
-    from .training.errors import TrainingError
+    from .data.record import require_validated
+    from .inference import load_checkpoint
+    from .tracking.base import open_logger
 
     logger = None
     status = "FAILED"
-    try:
+    try:  # an error's message and exit code: errors.reported
         loaded = load_checkpoint(cfg.ckpt_path)
         require_validated(cfg)  # the data it scores passed validation, these very files
         # Reopen the training run when the checkpoint knows it, so its metrics sit together
@@ -39,12 +37,6 @@ def main(cfg: DictConfig) -> None:
         logger = open_logger(cfg.logger, run_id, "evaluate")
         metrics = evaluate(cfg, logger, loaded)
         status = "FINISHED"
-    except TrackingError as error:
-        fail("evaluate", str(error), 6)
-    except TrainingError as error:
-        fail("evaluate", str(error), error.exit_code)
-    except (DataValidationError, FileNotFoundError) as error:
-        fail("evaluate", f"the data cannot be used: {error}", 5)
     finally:
         if logger is not None:
             logger.finish(status)
@@ -59,15 +51,23 @@ def evaluate(
     cfg: DictConfig, logger: Any = None, loaded: tuple[dict, Path] | None = None
 ) -> dict[str, float]:
     """Evaluate ``cfg.ckpt_path`` (or the already ``loaded`` checkpoint); returns the metrics."""
+    # Imported here, not at the top, for the reason main() gives: `--help` and config errors
+    # answer without loading torch, pandas and the evaluation suite.
     import numpy as np
     import pandas as pd
 
-    from . import tasks
     from .data.checks import read_processed
     from .data.datasets import load_split
     from .data.schemas import schemas_for
+    from .errors import ConfigError
     from .evaluation import distributions, importance, report, slices, suite
-    from .training.errors import ConfigError
+    from .inference import (
+        checkpoint_task,
+        feature_scale,
+        load_checkpoint,
+        model_outputs,
+        restore_model,
+    )
 
     state, path = loaded or load_checkpoint(cfg.ckpt_path)
     trained = OmegaConf.create(state["config"])
@@ -79,31 +79,30 @@ def evaluate(
     settings = OmegaConf.to_container(cfg.evaluation, resolve=True)
     model, device = restore_model(state, path, cfg.trainer.accelerator)
     processed = Path(cfg.paths.processed_dir)
-    task = tasks.for_data(trained.data)
-    classification = task.kind == "classification"
-    scale = None if classification else state.get("target_scale")
+    task = checkpoint_task(state, path)  # decodes outputs as the trainer encoded targets
 
     def predict(inputs: np.ndarray) -> np.ndarray:
-        return model_outputs(model, inputs, device, scale)
+        return model_outputs(model, inputs, device, task)
+
+    def targets(split: str):
+        """The split's inputs and its targets as one value per row (class, or value)."""
+        dataset = load_split(trained.data, processed, split, task.targets)
+        return dataset.tensors[0].numpy(), dataset.tensors[1].numpy().reshape(len(dataset))
 
     # Slices and behavioural tests speak in raw units: the scaling the model was trained with.
     scaling = feature_scale(state, path, processed, schemas_for(trained.data.name)[2])
     splits = {}
     for name in ("val", "test"):
-        dataset = load_split(trained.data, processed, name, task.targets)
-        x, y = dataset.tensors[0].numpy(), dataset.tensors[1].numpy()
+        x, y = targets(name)
         frame = slices.in_raw_units(read_processed(processed / f"{name}.parquet"), scaling)
-        splits[name] = suite.Split(
-            x=x, y=y if classification else y.ravel(), output=predict(x), frame=frame
-        )
-    y_train = load_split(trained.data, processed, "train", task.targets).tensors[1].numpy()
+        splits[name] = suite.Split(x=x, y=y, output=predict(x), frame=frame)
     others = {}
     for other in settings.get("compare_with") or []:
         other_path = load_checkpoint(other)[1]
         name = f"{other_path.parent.parent.name}/{other_path.name}"
-        others[name] = test_outputs(other, splits["test"].x, classification, cfg)
+        others[name] = test_outputs(other, splits["test"].x, cfg)
     seed_groups = {
-        group: [test_outputs(run, splits["test"].x, classification, cfg) for run in runs]
+        group: [test_outputs(run, splits["test"].x, cfg) for run in runs]
         for group, runs in (settings.get("compare_seeds") or {}).items()
     }
 
@@ -113,12 +112,13 @@ def evaluate(
             splits["val"],
             splits["test"],
             predict,
-            y_train if classification else y_train.ravel(),
+            targets("train")[1],
             schemas_for(trained.data.name)[2],
             seed=int(cfg.seed),
             others=others,
             seed_groups=seed_groups,
             scaling=scaling,
+            task=task,
         )
     except (KeyError, ValueError) as error:
         # A slice column, a feature or a setting the data or the suite does not know.
@@ -134,7 +134,7 @@ def evaluate(
     )
     if logger is not None:
         step = int((state.get("trainer_state") or {}).get("global_step", 0))
-        logger.log_metrics({f"evaluation/{k}": v for k, v in results["metrics"].items()}, step)
+        logger.log_metrics({f"evaluation/{k}": v for k, v in results.metrics.items()}, step)
         # Trackers that store files (MLflow) get the report too; the Logger protocol needs not.
         log_artifact = getattr(logger, "log_artifact", None)
         if log_artifact is not None:
@@ -142,29 +142,30 @@ def evaluate(
                 log_artifact(file, "evaluation")
         # The best and worst test predictions as tables the tracker's UI can sort and filter.
         log_table = getattr(logger, "log_table", None)
-        if log_table is not None and results.get("examples"):
-            import pandas as pd
-
-            for kind, rows in results["examples"].items():
+        if log_table is not None:
+            for kind in ("best", "worst"):
+                rows = [asdict(row) for row in getattr(results.examples, kind)]
+                rows = [{k: v for k, v in row.items() if v is not None} for row in rows]
                 log_table(pd.DataFrame(rows), f"evaluation/predictions_{kind}.json")
             # What it predicts per split, and (tabular) which features it relies on.
             class_names = settings.get("class_names")
-            for name, table in distributions.tables(results["distributions"], class_names).items():
+            for name, table in distributions.tables(results.distributions, class_names).items():
                 log_table(table, f"evaluation/{name}.json")
-            if "importance" in results:
+            if results.importance is not None:
                 log_table(
-                    importance.table(results["importance"]), "evaluation/feature_importance.json"
+                    importance.table(asdict(results.importance)),
+                    "evaluation/feature_importance.json",
                 )
-    return results["metrics"]
+    return results.metrics
 
 
-def test_outputs(ckpt_path: Any, inputs, classification: bool, cfg: DictConfig):
-    """Another checkpoint's outputs on ``inputs``."""
+def test_outputs(ckpt_path: Any, inputs, cfg: DictConfig):
+    """Another checkpoint's outputs on ``inputs``, decoded by its own task."""
+    from .inference import checkpoint_task, load_checkpoint, model_outputs, restore_model
+
     state, path = load_checkpoint(ckpt_path)
     model, device = restore_model(state, path, cfg.trainer.accelerator)
-    return model_outputs(
-        model, inputs, device, None if classification else state.get("target_scale")
-    )
+    return model_outputs(model, inputs, device, checkpoint_task(state, path))
 
 
 if __name__ == "__main__":

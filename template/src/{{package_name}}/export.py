@@ -5,30 +5,23 @@ Saves the checkpoint's model, wrapped with the input scaling it was trained with
 output transform (``models/predictor.py``), as a ``torch.export`` program with a dynamic
 batch dimension: float32 raw rows ``(n, features)`` in; probabilities ``(n, classes)`` or values in
 the target's units ``(n,)`` out. Load it with ``torch.export.load(path).module()``; the file's
-``predictor.json`` describes the input and output (``inference.load_exported`` reads both).
+``predictor.json`` describes the input and output (``exporting.load_exported`` reads both).
 
 Exit codes: 0 success; 2 bad config; 3 missing or unusable checkpoint; 5 missing or invalid data.
 """
 
 from omegaconf import DictConfig
 
-from .config import entry_point
-from .training.errors import fail
+from .config import check_settings, entry_point
 
 
 @entry_point("export")
 def main(cfg: DictConfig) -> None:
+    check_settings(cfg, "export")  # the typed schema, before the checkpoint is read
     # Imported here so that `--help` and config errors answer without importing torch.
-    from .data.checks import DataValidationError
-    from .inference import export_model
-    from .training.errors import TrainingError
+    from .exporting import export_model
 
-    try:
-        path = export_model(cfg)
-    except TrainingError as error:
-        fail("export", str(error), error.exit_code)
-    except (DataValidationError, FileNotFoundError) as error:
-        fail("export", f"the data cannot be used: {error}", 5)
+    path = export_model(cfg)  # an error's message and exit code: errors.reported
     print(f"wrote {path} (torch.export; load it with torch.export.load)")
 
 

@@ -4,7 +4,7 @@ Reads raw rows (Parquet or CSV with the source's columns; for images also a ``.n
 raw pixels), checks them against the raw schema, scales them as ``prepare`` did (with the
 checkpoint's ``feature_scale``; ``paths.processed_dir/stats.json`` for checkpoints from before it)
 and writes ``id``, ``prediction`` and, for classification, ``prob_<class>`` per class to
-``output`` (Parquet or CSV, by suffix). See ``inference.py``.
+``output`` (Parquet or CSV, by suffix). See ``batch.py``.
 
 Exit codes: 0 success; 2 bad config (a checkpoint of another dataset or task included);
 3 missing or unusable checkpoint; 5 missing or invalid input or data.
@@ -13,23 +13,15 @@ Exit codes: 0 success; 2 bad config (a checkpoint of another dataset or task inc
 from omegaconf import DictConfig
 
 from .config import check_settings, entry_point
-from .training.errors import fail
 
 
-@entry_point("predict")
+@entry_point("predict", data_says="the input cannot be used: ")
 def main(cfg: DictConfig) -> None:
     check_settings(cfg, "predict")  # every setting, before the checkpoint or the input is read
     # Imported here so that `--help` and config errors answer without importing torch.
-    from .data.checks import DataValidationError
-    from .inference import predict
-    from .training.errors import TrainingError
+    from .batch import predict
 
-    try:
-        result = predict(cfg)
-    except TrainingError as error:
-        fail("predict", str(error), error.exit_code)
-    except (DataValidationError, FileNotFoundError) as error:
-        fail("predict", f"the input cannot be used: {error}", 5)
+    result = predict(cfg)  # an error's message and exit code: errors.reported
     print(f"predicted {len(result)} rows: wrote {cfg.output}")
 
 

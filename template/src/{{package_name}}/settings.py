@@ -1,36 +1,36 @@
-"""The settings the entry points read: their types and ranges, checked before anything starts.
+"""The config's schema: one dataclass per section, with each key's type and range.
 
-``TRAINING`` is the schema of the training config: each key the code reads, with the check of
-its value; ``COMMANDS`` says which keys each entry point reads. ``check(cfg, command)`` runs their
-checks and reports every broken key at once, as one ``ConfigError`` (exit code 2), before a
-tracking run is opened, a folder written or torch imported: a typo in an override costs a second
-and leaves nothing behind (``config.check_settings``). The code that uses a
-value calls the same check where it reads it (``fit`` is also called directly, by the tests and
-the tuner), so each rule is written once, here.
-
-A check is ``check(value, key)``: it returns the value (normalised where the config allows two
-spellings, precision ``32`` given unquoted) or raises ``ConfigError`` naming the key, the values
-it allows and the value it got. Keys a config does not have are not checked (a model or an
-optimizer of your own may take other arguments).
+The YAML files in configs/ stay the defaults a user edits; these classes are their schema:
+``Train``, and ``Evaluate``, ``Predict``, ``Export`` and ``Tune``, which add their own keys. A
+field's range is its rule, ``setting(default, rule)``; else its type's. ``check(cfg, command)``
+(``config.check_settings`` calls it first in every entry point, ``fit`` too) reports every
+wrong type, value out of range or key a closed section does not know (``trainer.max_epoch``:
+did you mean ``trainer.max_epochs``?) at once, as one ``ConfigError`` (exit code 2), before a
+run is opened, a file written or torch imported. The sections the code owns are closed; those
+that name a class of your own (``model``, ``optimizer``, ``scheduler``, ``logger``) are open,
+with their known keys checked (``optimizer.lr``), as is the top level (``+secrets.token=...``).
+A rule is ``rule(value, key)``: it returns the value or raises ``ConfigError`` naming the key,
+what it allows and the value it got.
 """
 
+import dataclasses
 import math
+import operator
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import MISSING, DictConfig, OmegaConf
 
-from .training.errors import ConfigError
+from .errors import ConfigError
 
-Check = Callable[[Any, str], Any]
+Rule = Callable[[Any, str], Any]
 
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 ACCELERATORS = ("auto", "cpu", "cuda", "gpu")  # gpu: Lightning's spelling of cuda
 
 
-def _refuse(key: str, allowed: str, value: Any) -> ConfigError:
-    return ConfigError(f"{key} must be {allowed}, got {value!r}.")
+# ---- rules: each names the key, what it allows and the value it got ----------------------------
 
 
 def _is_int(value: Any) -> bool:
@@ -41,247 +41,353 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def integer(minimum: int | None = None, *, nullable: bool = False) -> Check:
+def _count_or_fraction(value: Any) -> bool:
+    return (_is_int(value) and value >= 1) or (isinstance(value, float) and 0.0 < value <= 1.0)
+
+
+def rule(allowed: str, ok: Callable[[Any], bool], *, nullable: bool = False) -> Rule:
+    """A rule that refuses a value ``ok`` says no to, saying it must be ``allowed``. Infinity
+    is named as such: an infinite rate, clip or threshold turns the first step's weights into
+    NaN or switches a check off unseen."""
+    allowed = f"null or {allowed}" if nullable else allowed
+
+    def check(value: Any, key: str) -> Any:
+        if (value is None and nullable) or ok(value):
+            return value
+        finite = " (finite)" if _is_number(value) and math.isinf(value) else ""
+        raise ConfigError(f"{key} must be {allowed}{finite}, got {value!r}.")
+
+    return check
+
+
+def integer(minimum: int | None = None, *, nullable: bool = False) -> Rule:
     """An integer (at least ``minimum``), or null with ``nullable``."""
-    allowed = "an integer" if minimum is None else f"an integer >= {minimum}"
-    allowed = f"null or {allowed}" if nullable else allowed
-
-    def check(value: Any, key: str) -> Any:
-        if value is None and nullable:
-            return value
-        if not _is_int(value) or (minimum is not None and value < minimum):
-            raise _refuse(key, allowed, value)
-        return value
-
-    return check
+    at_least = "" if minimum is None else f" >= {minimum}"
+    ok = lambda v: _is_int(v) and (minimum is None or v >= minimum)  # noqa: E731
+    return rule(f"an integer{at_least}", ok, nullable=nullable)
 
 
-def number(
-    *,
-    above: float | None = None,
-    minimum: float | None = None,
-    below: float | None = None,
-    maximum: float | None = None,
-    nullable: bool = False,
-) -> Check:
-    """A finite number (int or float) in the bounds given (``above``/``below`` exclusive,
-    ``minimum``/``maximum`` inclusive); or null. Infinity is refused: an infinite rate, clip
-    or threshold turns the first step's weights into NaN or switches a check off unseen."""
-    bounds = [
-        f"{sign} {bound}"
-        for sign, bound in ((">", above), (">=", minimum), ("<", below), ("<=", maximum))
-        if bound is not None
-    ]
-    allowed = "a number" + (f" {' and '.join(bounds)}" if bounds else "")
-    allowed = f"null or {allowed}" if nullable else allowed
-
-    def check(value: Any, key: str) -> Any:
-        if value is None and nullable:
-            return value
-        if _is_number(value) and math.isinf(value):
-            raise _refuse(key, f"{allowed} (finite)", value)
-        if (
-            not _is_number(value)
-            or value != value  # NaN
-            or (above is not None and not value > above)
-            or (minimum is not None and not value >= minimum)
-            or (below is not None and not value < below)
-            or (maximum is not None and not value <= maximum)
-        ):
-            raise _refuse(key, allowed, value)
-        return value
-
-    return check
+_BOUNDS = {"above": (">", operator.gt), "minimum": (">=", operator.ge)}
+_BOUNDS |= {"below": ("<", operator.lt), "maximum": ("<=", operator.le)}
 
 
-def one_of(*choices: str) -> Check:
+def number(*, nullable: bool = False, **bounds: float) -> Rule:
+    """A finite number (int or float) within ``bounds``: ``above``/``below`` (exclusive),
+    ``minimum``/``maximum`` (inclusive); or null with ``nullable``."""
+    limits = [(*_BOUNDS[name], bound) for name, bound in bounds.items()]
+    allowed = "a number" + " and".join(f" {sign} {bound}" for sign, _, bound in limits)
+
+    def ok(v: Any) -> bool:
+        in_bounds = all(compare(v, bound) for _, compare, bound in limits)
+        return _is_number(v) and math.isfinite(v) and in_bounds
+
+    return rule(allowed, ok, nullable=nullable)
+
+
+def one_of(*choices: str) -> Rule:
     """One of ``choices``, compared as text (``precision=32`` arrives as the integer 32)."""
     *first, last = (repr(c) for c in choices)
-    allowed = f"one of {', '.join(first)} or {last}"
+    ok = lambda v: not isinstance(v, bool) and str(v) in choices  # noqa: E731
+    valid = rule(f"one of {', '.join(first)} or {last}", ok)
+    return lambda value, key: str(valid(value, key))
 
-    def check(value: Any, key: str) -> str:
-        if isinstance(value, bool) or str(value) not in choices:
-            raise _refuse(key, allowed, value)
-        return str(value)
+
+boolean = rule("true or false", lambda v: isinstance(v, bool))
+# A string; a number too (an unquoted `run_name=2024` arrives as one).
+text = rule("a string", lambda v: isinstance(v, str) or _is_number(v))
+positive_int = integer(1)
+# -1 (no limit) or a number of steps >= 1: 0 would write the metrics of an untrained model.
+max_steps = rule("-1 (no limit) or an integer >= 1", lambda v: _is_int(v) and (v == -1 or v >= 1))
+adam_betas = rule(  # Adam's two decay rates
+    "two numbers in [0, 1)",
+    lambda v: (
+        isinstance(v, list | tuple) and len(v) == 2 and all(_is_number(b) and 0 <= b < 1 for b in v)
+    ),
+)
+batch_limit = rule(
+    "null, a count >= 1 or a fraction in (0, 1]", lambda v: v is None or _count_or_fraction(v)
+)
+val_check_interval = rule(
+    "a number of steps (an int >= 1) or a fraction of an epoch (a float in (0, 1])",
+    _count_or_fraction,
+)
+
+
+def like(default: Any, *, least: float = 0, fraction: bool = False) -> Rule:
+    """``trainer.health``'s rule: a value of the default's type, not negative (at least
+    ``least`` where 0 would mean never), at most 1 for a share."""
+    kind = bool if isinstance(default, bool) else int if isinstance(default, int) else (int, float)
+
+    def check(value: Any, key: str) -> Any:
+        if isinstance(value, bool) is not (kind is bool) or not isinstance(value, kind):
+            raise ConfigError(f"{key} must be like {default!r}, got {value!r}.")
+        if kind is not bool and not value >= least:  # NaN too
+            allowed = f"be a number >= {least}" if least else "not be negative"
+            raise ConfigError(f"{key} must {allowed}, got {value!r}.")
+        if fraction and value > 1:
+            raise ConfigError(f"{key} must be a fraction in [0, 1], got {value!r}.")
+        return value
 
     return check
 
 
-def boolean(value: Any, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise _refuse(key, "true or false", value)
-    return value
+# ---- the schema ---------------------------------------------------------------------------------
+
+# A section of the schema: no __repr__ or __eq__ to generate (half of every start's cost of it).
+section = dataclass(repr=False, eq=False)
 
 
-positive_int = integer(1)
+def setting(default: Any = MISSING, rule: Rule | None = None) -> Any:
+    """A field with its default (MISSING: the YAML gives it) and its rule (else its type's)."""
+    return field(default=default, metadata={"rule": rule})
 
 
-def max_steps(value: Any, key: str) -> Any:
-    """-1 (no limit) or a number of steps >= 1: 0 would write the metrics of an untrained model."""
-    if _is_int(value) and (value == -1 or value >= 1):
-        return value
-    raise _refuse(key, "-1 (no limit) or an integer >= 1", value)
+def _monitor(default: Any, **limits: Any) -> Any:
+    return setting(default, like(default, **limits))
 
 
-def betas(value: Any, key: str) -> Any:
-    """Adam's two decay rates, each in [0, 1)."""
-    if (
-        isinstance(value, (list, tuple))
-        and len(value) == 2
-        and all(_is_number(b) and 0.0 <= b < 1.0 for b in value)
-    ):
-        return value
-    raise _refuse(key, "two numbers in [0, 1)", value)
+@section
+class EarlyStopping:
+    enabled: bool = True
+    monitor: str = "val/loss"
+    mode: str = setting("min", one_of("min", "max"))
+    patience: int = setting(10, positive_int)
+    min_delta: float = setting(0.0, number(minimum=0))
 
 
-def batch_limit(value: Any, key: str) -> Any:
-    """A limit on batches: null (all), a count >= 1 or a fraction in (0, 1]."""
-    if value is None or (_is_int(value) and value >= 1):
-        return value
-    if isinstance(value, float) and 0.0 < value <= 1.0:
-        return value
-    raise _refuse(key, "null, a count >= 1 or a fraction in (0, 1]", value)
+@section
+class Health:
+    """The training-health monitors (training/health.py); the one source of their defaults
+    for a ``HealthMonitor`` made without a config (configs/trainer/default.yaml repeats them)."""
+
+    enabled: bool = _monitor(True)
+    every_n_steps: int = _monitor(50, least=1)  # 0 would mean never
+    per_layer: bool = _monitor(False)
+    vanishing_grad_norm: float = _monitor(1e-6)
+    exploding_grad_norm: float = _monitor(100.0)
+    dead_fraction: float = _monitor(0.5, fraction=True)
+    plateau_window: int = _monitor(10, least=1)
+    plateau_tolerance: float = _monitor(0.01)
+    plateau_min_progress: float = _monitor(0.2, fraction=True)
+    divergence_factor: float = _monitor(2.0)
+    sample_predictions: int = _monitor(16)
+    sample_predictions_every_s: float = _monitor(30.0)
 
 
-def val_check_interval(value: Any, key: str) -> Any:
-    """A number of optimizer steps (an int >= 1) or a fraction of an epoch (a float in (0, 1])."""
-    if (_is_int(value) and value >= 1) or (isinstance(value, float) and 0.0 < value <= 1.0):
-        return value
-    raise _refuse(
-        key, "a number of steps (an int >= 1) or a fraction of an epoch (a float in (0, 1])", value
-    )
+@section
+class Trainer:
+    accelerator: str = setting("auto", one_of(*ACCELERATORS))
+    precision: str = setting("32", one_of(*PRECISIONS))
+    max_epochs: int = setting(30, positive_int)
+    max_steps: int = setting(-1, max_steps)
+    accumulate_grad_batches: int = setting(1, positive_int)
+    gradient_clip_val: float | None = setting(1.0, number(above=0, nullable=True))
+    deterministic: bool = False
+    log_every_n_steps: int = setting(50, positive_int)
+    val_check_interval: int | float = setting(1.0, val_check_interval)
+    check_val_every_n_epoch: int = setting(1, positive_int)
+    early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
+    limit_train_batches: int | float | None = setting(None, batch_limit)
+    limit_val_batches: int | None = setting(None, integer(1, nullable=True))  # no split size
+    overfit_batches: int = setting(0, integer(0))
+    fast_dev_run: bool = False
+    profiler: bool = False
+    test_after_fit: bool = True
+    compile: bool = False
+    channels_last: bool = False
+    enable_progress_bar: bool = True
+    health: Health = field(default_factory=Health)
 
 
-# The training-health monitors' settings (trainer.health; training/health.py): every key takes a
-# value of its default's type, and none is negative.
-HEALTH_DEFAULTS: dict[str, Any] = {
-    "enabled": True,
-    "every_n_steps": 50,
-    "per_layer": False,
-    "vanishing_grad_norm": 1e-6,
-    "exploding_grad_norm": 100.0,
-    "dead_fraction": 0.5,
-    "plateau_window": 10,
-    "plateau_tolerance": 0.01,
-    "plateau_min_progress": 0.2,
-    "divergence_factor": 2.0,
-    "sample_predictions": 16,
-    "sample_predictions_every_s": 30.0,
-}
+@section
+class Checkpoint:
+    every_n_steps: int | None = setting(None, integer(1, nullable=True))
+    keep_last: int = setting(2, integer(1))
 
 
-def health(value: Any, key: str = "trainer.health") -> dict[str, Any]:
-    """``trainer.health`` with the defaults filled in; unknown keys and wrong types refused."""
-    given = dict(value or {})
-    unknown = set(given) - set(HEALTH_DEFAULTS)
-    if unknown:
-        raise ConfigError(
-            f"{key} has no key(s) {sorted(unknown)}; known: {sorted(HEALTH_DEFAULTS)}."
-        )
-    settings = {**HEALTH_DEFAULTS, **given}
-    for name, default in HEALTH_DEFAULTS.items():
-        got = settings[name]
-        kind = bool if isinstance(default, bool) else (int, float)
-        if isinstance(got, bool) is not (kind is bool) or not isinstance(got, kind):
-            raise ConfigError(f"{key}.{name} must be like {default!r}, got {got!r}.")
-        least = HEALTH_MINIMA.get(name, 0)
-        if kind is not bool and not got >= least:  # NaN too
-            allowed = f"be a number >= {least}" if least else "not be negative"
-            raise ConfigError(f"{key}.{name} must {allowed}, got {got!r}.")
-        if name in HEALTH_FRACTIONS and got > 1:
-            raise ConfigError(f"{key}.{name} must be a fraction in [0, 1], got {got!r}.")
-    return settings
+@section
+class Paths:
+    data_dir: str = "data"
+    raw_dir: str = "${.data_dir}/raw"
+    processed_dir: str = "${.data_dir}/processed"
+    reports_dir: str = "reports"
+    output_dir: str | None = None
 
 
-# Health settings with a floor above 0 (a zero measuring period or loss window means none), and
-# the shares, which are at most 1.
-HEALTH_MINIMA = {"every_n_steps": 1, "plateau_window": 1}
-HEALTH_FRACTIONS = ("dead_fraction", "plateau_min_progress")
+@section
+class Drift:  # ranges: validate's own checks
+    max_ks: float = MISSING
+    max_label_tvd: float = MISSING  # classification only
+    alpha: float = MISSING
 
 
-#: Every key the training loop reads (``train`` and ``tune`` check them all).
-TRAINING: dict[str, Check] = {
-    "seed": integer(),
-    "data.batch_size": positive_int,
-    "data.num_workers": integer(0),
-    "optimizer.lr": number(above=0),
-    # The optimizers' own arguments (torch.optim refuses some of them only once training starts).
-    "optimizer.weight_decay": number(minimum=0),
-    "optimizer.momentum": number(minimum=0),
-    "optimizer.dampening": number(minimum=0),
-    "optimizer.eps": number(above=0),
-    "optimizer.betas": betas,
-    # A negative minimum ratio makes the rate negative at the end: gradient ascent.
-    "scheduler.warmup_steps": integer(0),
-    "scheduler.min_lr_ratio": number(minimum=0, maximum=1),
-    "data.num_classes": integer(2, nullable=True),
-    "trainer.accelerator": one_of(*ACCELERATORS),
-    "trainer.precision": one_of(*PRECISIONS),
-    "trainer.max_epochs": positive_int,
-    "trainer.max_steps": max_steps,
-    "trainer.accumulate_grad_batches": positive_int,
-    "trainer.gradient_clip_val": number(above=0, nullable=True),
-    "trainer.deterministic": boolean,
-    "trainer.log_every_n_steps": positive_int,
-    "trainer.val_check_interval": val_check_interval,
-    "trainer.check_val_every_n_epoch": positive_int,
-    "trainer.early_stopping.enabled": boolean,
-    "trainer.early_stopping.mode": one_of("min", "max"),
-    "trainer.early_stopping.patience": positive_int,
-    "trainer.early_stopping.min_delta": number(minimum=0),
-    "trainer.limit_train_batches": batch_limit,
-    "trainer.limit_val_batches": integer(1, nullable=True),  # a count: no split size known
-    "trainer.overfit_batches": integer(0),
-    "trainer.fast_dev_run": boolean,
-    "trainer.profiler": boolean,
-    "trainer.test_after_fit": boolean,
-    "trainer.compile": boolean,
-    "trainer.channels_last": boolean,
-    "trainer.enable_progress_bar": boolean,
-    "trainer.health": health,
-    "checkpoint.every_n_steps": integer(1, nullable=True),
-    "checkpoint.keep_last": integer(1),
-}
-
-#: The search's own keys (``tune``; the search space is checked by Optuna as it samples).
-TUNING: dict[str, Check] = {
-    "hparams_search.n_trials": positive_int,
-    # A killed worker's trial is failed by heartbeat and retried (training/tuning.py).
-    "hparams_search.heartbeat_interval": integer(1, nullable=True),
-    "hparams_search.max_retry": integer(0),
-}
-
-#: The keys each command reads (``export`` reads none of these: its model runs on the CPU).
-COMMANDS: Mapping[str, dict[str, Check]] = {
-    "train": TRAINING,
-    "tune": {**TRAINING, **TUNING},
-    "evaluate": {"seed": integer(), "trainer.accelerator": one_of(*ACCELERATORS)},
-    "predict": {"batch_size": positive_int, "trainer.accelerator": one_of(*ACCELERATORS)},
+@section
+class Data:  # task-dependent: configs/data/ gives every value; prepare checks splits and pixels
+    name: str = MISSING
+    task: str = MISSING
+    source: str = MISSING
+    read_options: dict[str, Any] = MISSING
+    target: str = MISSING
+    num_classes: int | None = setting(MISSING, integer(2, nullable=True))
+    image_shape: list[int] | None = MISSING
+    pixel_range: list[float] | None = MISSING
+    val_fraction: float = MISSING
+    test_fraction: float = MISSING
+    split_seed: int = MISSING
+    batch_size: int = setting(MISSING, positive_int)
+    num_workers: int = setting(MISSING, integer(0))
     # A share of a split's rows: above 1 no repeat would ever fail, below 0 every split would.
-    "validate": {"data.max_duplicate_share": number(minimum=0, maximum=1)},
-    "export": {},
-}
+    max_duplicate_share: float = setting(MISSING, number(minimum=0, maximum=1))
+    drift: Drift = field(default_factory=Drift)
 
 
-def check(cfg: DictConfig, command: str) -> None:
-    """Check every key ``command`` reads; one ``ConfigError`` lists all that are broken."""
-    problems = []
-    for key, rule in COMMANDS[command].items():
-        try:
-            value = OmegaConf.select(cfg, key, default=_ABSENT)
-        except OmegaConfBaseException as error:  # an interpolation that cannot be resolved
-            problems.append(f"{key} cannot be read: {str(error).splitlines()[0]}")
-            continue
-        if value is _ABSENT:
-            continue
-        if isinstance(value, (DictConfig, ListConfig)):
-            value = OmegaConf.to_container(value, resolve=True)
-        try:
-            rule(value, key)
-        except ConfigError as error:
-            problems.append(str(error))
-    if problems:
-        raise ConfigError(" ".join(problems))
+@section
+class Optimizer:  # torch.optim refuses some of these only once training starts
+    lr: float = setting(MISSING, number(above=0))
+    weight_decay: float = setting(MISSING, number(minimum=0))
+    momentum: float = setting(MISSING, number(minimum=0))
+    dampening: float = setting(MISSING, number(minimum=0))
+    eps: float = setting(MISSING, number(above=0))
+    betas: list[float] = field(default=MISSING, metadata={"rule": adam_betas})
 
 
-_ABSENT = object()
+@section
+class Scheduler:  # a negative minimum ratio makes the rate negative at the end: gradient ascent
+    warmup_steps: int = setting(MISSING, integer(0))
+    min_lr_ratio: float = setting(MISSING, number(minimum=0, maximum=1))
+
+
+@section
+class Train:
+    """``train`` (and prepare, validate and the trainer's ``fit``)."""
+
+    seed: int = setting(42, integer())
+    ckpt_path: str | None = None
+    paths: Paths = field(default_factory=Paths)
+    data: Data = field(default_factory=Data)
+    model: Any = field(default=None, metadata={"open": None})
+    optimizer: Any = field(default=None, metadata={"open": Optimizer})
+    scheduler: Any = field(default=None, metadata={"open": Scheduler})
+    trainer: Trainer = field(default_factory=Trainer)
+    logger: Any = field(default=None, metadata={"open": None})
+    checkpoint: Checkpoint = field(default_factory=Checkpoint)
+
+
+@section
+class Confidence:
+    target_accuracy: float = setting(MISSING, number(above=0, maximum=1))
+
+
+@section
+class Threshold:
+    method: str = setting(MISSING, one_of("f1", "cost", "fixed"))
+    value: float = setting(MISSING, number(minimum=0, maximum=1))
+    cost: list[Any] = MISSING  # cost[true][predicted]
+
+
+@section
+class Slices:
+    specs: list[Any] = MISSING
+    flag_worst: int = setting(MISSING, integer(0))
+    min_rows: int = setting(MISSING, positive_int)
+
+
+@section
+class FeatureImportance:
+    enabled: bool = MISSING
+    n_repeats: int = setting(MISSING, positive_int)
+
+
+@section
+class Evaluation:  # configs/evaluation/: some keys are for classification or regression only
+    class_names: list[str] | None = MISSING
+    n_bins: int = setting(MISSING, positive_int)
+    temperature_scaling: bool = MISSING
+    confidence: Confidence = field(default_factory=Confidence)
+    threshold: Threshold = field(default_factory=Threshold)
+    huber_delta: float = setting(MISSING, number(above=0))
+    slices: Slices = field(default_factory=Slices)
+    perturbations: list[Any] = MISSING
+    invariances: list[Any] = MISSING
+    directional: list[Any] = MISSING
+    feature_importance: FeatureImportance = field(default_factory=FeatureImportance)
+    examples: int = setting(MISSING, integer(0))
+    alpha: float = setting(MISSING, number(above=0, below=1))
+    compare_with: list[str] = MISSING
+    compare_seeds: dict[str, Any] | None = None
+
+
+@section
+class Evaluate(Train):
+    evaluation: Evaluation = field(default_factory=Evaluation)
+
+
+@section
+class Predict(Train):
+    input: str | None = None
+    output: str | None = None
+    batch_size: int = setting(1024, positive_int)  # rows per forward pass
+
+
+@section
+class Export(Train):
+    output: str | None = None
+
+
+@section
+class HparamsSearch:  # the search space, sampler and pruner are checked by Optuna
+    params: dict[str, Any] = MISSING
+    metric: str = MISSING
+    direction: str = setting(MISSING, one_of("minimize", "maximize"))
+    storage: str | None = MISSING
+    study_name: str = MISSING
+    n_trials: int = setting(MISSING, positive_int)
+    output_dir: str = MISSING
+    sampler: Any = None
+    pruner: Any = None
+    # A killed worker's trial is failed by heartbeat and retried (training/tuning.py).
+    heartbeat_interval: int | None = setting(MISSING, integer(1, nullable=True))
+    max_retry: int = setting(MISSING, integer(0))
+    trial_overrides: list[str] = MISSING
+    enqueue: list[Any] = MISSING
+    plots: bool = MISSING
+
+
+@section
+class Tune(Train):
+    hparams_search: HparamsSearch = field(default_factory=HparamsSearch)
+
+
+#: Each command's schema (validate reads train's config; so does the trainer's ``fit``).
+SCHEMAS: dict[str, type] = {"train": Train, "validate": Train, "evaluate": Evaluate}
+SCHEMAS |= {"predict": Predict, "export": Export, "tune": Tune}
+
+
+# ---- the check: config.py walks a config against its schema -----------------------------------
+
+
+def check(cfg: Mapping, command: str) -> None:
+    """Check ``cfg`` against ``command``'s schema; one ``ConfigError`` names every broken key.
+    Keys it does not have are not checked (a partial config, a key left out of the YAML)."""
+    from .config import check_schema
+
+    check_schema(SCHEMAS[command], cfg)
+
+
+def health_settings(value: Mapping | None, key: str = "trainer.health") -> dict[str, Any]:
+    """``trainer.health`` checked, with the schema's defaults filled in."""
+    from .config import check_schema
+
+    check_schema(Health, value or {}, f"{key}.", closed=True)
+    given = OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
+    return {**dataclasses.asdict(Health()), **(given or {})}
+
+
+def __getattr__(name: str) -> Any:
+    """``COMMANDS``: each command's keys with a range (a rule of their own), for the tests;
+    made on first use."""
+    if name == "COMMANDS":
+        from .config import schema_rules
+
+        return {command: schema_rules(schema) for command, schema in SCHEMAS.items()}
+    raise AttributeError(name)

@@ -28,7 +28,6 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from .config import check_settings, entry_point, holds_only_hydra_files
-from .training.errors import fail
 
 
 @entry_point("train")
@@ -36,12 +35,11 @@ def main(cfg: DictConfig) -> None:
     check_settings(cfg, "train")  # before anything is imported, opened or written
 
     # Imported here so that `--help` and config errors answer without importing torch.
-    from .data.checks import DataValidationError
-    from .data.validate import require_validated
-    from .tracking.base import TrackingError, check_sent
+    from .data.record import require_validated
+    from .errors import Interrupted, TrackingError
+    from .tracking.base import check_sent
     from .training import distributed, run_lock
-    from .training.errors import TrainingError
-    from .training.trainer import Stopped, fit
+    from .training.trainer import fit
 
     logger = lock = output_dir = None
     try:
@@ -58,26 +56,14 @@ def main(cfg: DictConfig) -> None:
             record_outputs(cfg, output_dir, logger)
             logger.finish("FINISHED")
             check_sent(logger)  # exit 6 if the tracker went away: what it missed is kept
-    except TrackingError as error:
-        fail("train", str(error), 6)
-    except TrainingError as error:
-        if logger is not None:
-            logger.finish("FAILED")
-        fail("train", str(error), error.exit_code)
-    except (DataValidationError, FileNotFoundError) as error:
-        if logger is not None:
-            logger.finish("FAILED")
-        fail("train", f"the data cannot be used: {error}", 5)
-    except Stopped as stopped:
-        if logger is not None:
-            logger.finish("KILLED")
-        print(stopped, file=sys.stderr)
-        raise SystemExit(128 + stopped.signum) from None
     except KeyboardInterrupt:  # Ctrl-C outside the training loop, or a second one inside it
         if logger is not None:
             logger.finish("KILLED")
-        print(interrupted(output_dir), file=sys.stderr)
-        raise SystemExit(128 + signal.SIGINT) from None
+        raise Interrupted(signal.SIGINT, interrupted(output_dir)) from None
+    except Exception as error:  # the message and the exit code: errors.reported
+        if logger is not None and not isinstance(error, TrackingError):  # the tracker is gone
+            logger.finish("KILLED" if isinstance(error, Interrupted) else "FAILED")
+        raise
     finally:
         if lock is not None:
             lock.release()
@@ -184,12 +170,13 @@ def open_run(cfg: DictConfig, output_dir: Path, data_md5: str | None = None):
 def record_outputs(cfg: DictConfig, output_dir: Path, logger) -> None:
     """After training: metrics.json, checkpoints, the model (best weights, taking raw rows) and
     the training curves (curves.png, also written with logger=none) to the tracker."""
+    from .inference import served_model
     from .tracking.records import record_curves
     from .tracking.records import record_outputs as record
 
     if not cfg.trainer.fast_dev_run:  # one step has no curve (and matplotlib costs a second)
         record_curves(logger, output_dir)
-    record(logger, output_dir, cfg)
+    record(logger, output_dir, lambda best: served_model(best, cfg))
 
 
 def warn_if_not_servable(cfg: DictConfig) -> None:

@@ -10,12 +10,9 @@ Exit codes: 0 success (failed trials included); 2 bad config; 5 missing or inval
 tracking server cannot be reached; 128 + N stopped by signal N (the trial in progress is FAIL).
 """
 
-import sys
-
 from omegaconf import DictConfig
 
 from .config import check_settings, entry_point
-from .training.errors import fail
 
 
 @entry_point("tune")
@@ -24,36 +21,18 @@ def main(cfg: DictConfig) -> None:
     # Imported here so that `--help` and config errors answer without importing torch or optuna.
     from hydra import compose
     from hydra.core.hydra_config import HydraConfig
-    from hydra.errors import InstantiationException
 
-    from .data.checks import DataValidationError
-    from .data.validate import require_validated
-    from .tracking.base import TrackingError
-    from .training.errors import TrainingError
-    from .training.trainer import Stopped
-    from .training.tuning import SearchError, search
+    from .data.record import require_validated
+    from .training.tuning import search
 
     command_line = list(HydraConfig.get().overrides.task)
 
     def compose_trial(overrides):
         return compose(config_name="tune", overrides=[*command_line, *overrides])
 
-    try:
-        require_validated(cfg)  # every trial trains on data that passed validation
-        study = search(cfg, compose_trial)
-    except InstantiationException as error:  # Hydra wraps the logger's own error
-        if isinstance(error.__cause__, TrackingError):
-            fail("tune", str(error.__cause__), 6)
-        fail("tune", f"a config cannot be instantiated: {error}", 2)
-    except TrackingError as error:
-        fail("tune", str(error), 6)
-    except (SearchError, TrainingError) as error:
-        fail("tune", str(error), error.exit_code)
-    except (DataValidationError, FileNotFoundError) as error:
-        fail("tune", f"the data cannot be used: {error}", 5)
-    except Stopped as stopped:
-        print(stopped, file=sys.stderr)
-        raise SystemExit(128 + stopped.signum) from None
+    # An error's message and exit code (a trial's failure is the trial's): errors.reported.
+    require_validated(cfg)  # every trial trains on data that passed validation
+    study = search(cfg, compose_trial)
     states = {}
     for trial in study.trials:
         states[trial.state.name] = states.get(trial.state.name, 0) + 1

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from ..errors import DataValidationError  # raised here, and importable from here
+
 
 @dataclass
 class Failure:
@@ -24,10 +26,6 @@ class Failure:
     failing_values: list = field(default_factory=list)
     rows: list = field(default_factory=list)
     count: int = 0
-
-
-class DataValidationError(Exception):
-    """Raised by the entry points when data fails its checks; the message is the report."""
 
 
 def rebuild_hint() -> str:

@@ -27,9 +27,9 @@ import pyarrow.parquet as pq
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import entry_point
-from ..training.errors import ConfigError, fail
+from ..errors import ConfigError
 from .checks import DataValidationError, format_failures, range_failures, schema_failures
-from .schemas import SPLITS, is_classification, schemas_for
+from .schemas import SPLITS, is_classification, pixel_range, schemas_for
 from .sources import load_source
 
 # The key under which data/raw/<name>.parquet records the data.source it was fetched from.
@@ -56,21 +56,6 @@ def write_raw(frame: pd.DataFrame, path: Path, source: str) -> None:
     partial = path.with_suffix(".parquet.tmp")
     pq.write_table(table.replace_schema_metadata(metadata), partial)
     partial.replace(path)
-
-
-def pixel_range(data: DictConfig) -> tuple[float, float]:
-    """``data.pixel_range``: the values a raw pixel can take, e.g. [0, 16] or [0, 255]."""
-    value = data.get("pixel_range")
-    try:
-        low, high = (float(v) for v in value)
-    except (TypeError, ValueError):
-        low, high = 0.0, 0.0
-    if not low < high:
-        raise ConfigError(
-            f"data.pixel_range must be [lowest, highest] raw pixel value, e.g. [0, 255] for "
-            f"8-bit images, got {value!r}: set it in the data config."
-        )
-    return low, high
 
 
 def load_raw(data: DictConfig, raw_dir: Path) -> pd.DataFrame:
@@ -186,15 +171,11 @@ def prepare(cfg: DictConfig) -> dict[str, pd.DataFrame]:
     return processed
 
 
-@entry_point("prepare", config_name="train")
+# Bad data, exit 5: a source that cannot be read (SourceError), data that breaks its schema, a
+# missing file, and the ValueError pandas raises on a table it cannot split or transform.
+@entry_point("prepare", config_name="train", data_says="", data_errors=(ValueError,))
 def main(cfg: DictConfig) -> None:
-    try:
-        processed = prepare(cfg)
-    except ConfigError as error:
-        fail("prepare", str(error), error.exit_code)
-    except (DataValidationError, ValueError, FileNotFoundError) as error:
-        # A source that cannot be read (SourceError), data that breaks its schema, a missing file.
-        fail("prepare", str(error), 5)
+    processed = prepare(cfg)  # an error's message and exit code: errors.reported
     sizes = ", ".join(f"{name} {len(frame)}" for name, frame in processed.items())
     print(f"prepared {cfg.data.name}: {sizes} rows in {cfg.paths.processed_dir}/")
 

@@ -11,6 +11,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from ..errors import ConfigError
+
 DIGITS_FEATURES = [f"pixel_{i}" for i in range(64)]
 BREAST_CANCER_FEATURES = [
     f"{stat}_{measure}" if stat != "error" else f"{measure}_error"
@@ -28,6 +30,22 @@ SPLITS = ("train", "val", "test")
 def is_classification(data) -> bool:
     """Whether ``data`` (the ``data`` config) has class labels rather than a continuous target."""
     return data.task != "tabular_regression"
+
+
+def pixel_range(data) -> tuple[float, float]:
+    """``data.pixel_range``: the values a raw pixel can take, e.g. [0, 16] or [0, 255]; prepare
+    scales pixels from it, and predict refuses input beyond it."""
+    value = data.get("pixel_range")
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        low, high = 0.0, 0.0
+    if not low < high:
+        raise ConfigError(
+            f"data.pixel_range must be [lowest, highest] raw pixel value, e.g. [0, 255] for "
+            f"8-bit images, got {value!r}: set it in the data config."
+        )
+    return low, high
 
 
 # Standardised features beyond this many standard deviations are data errors, not outliers.

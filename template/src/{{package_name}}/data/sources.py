@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import DataValidationError
+
 
 def _snake_case(name: str) -> str:
     return "_".join(name.lower().replace("-", " ").split())
@@ -80,7 +82,7 @@ def load_source(source: str, name: str, read_options: dict | None = None) -> pd.
     return frame
 
 
-class SourceError(ValueError):
+class SourceError(DataValidationError, ValueError):
     """A source file that cannot be read as a table; the message names the file and the fix."""
 
 

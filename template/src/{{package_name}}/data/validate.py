@@ -13,8 +13,8 @@ goes on to training. The data itself is never modified.
 It also writes the validation record beside the data, ``<processed_dir>.validation.json``
 (``data/processed.validation.json``): the md5 of exactly the files it checked and its verdict.
 ``train``, ``tune`` and ``evaluate`` compute the md5 of the files they are about to read and
-refuse them (exit 5) unless a passing record matches (``require_validated``): data that failed
-validation, or was changed since, or was never validated, is never trained on. There is no
+refuse them (exit 5) unless a passing record matches (``record.require_validated``): data that
+failed validation, or was changed since, or was never validated, is never trained on. There is no
 switch to skip this: to train on data a check rejects, change the check (``data.drift``,
 ``data.max_duplicate_share``, ``data/schemas.py``), so that the decision is in the config and
 in git.
@@ -31,7 +31,6 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import check_settings, entry_point
-from ..training.errors import fail
 from .checks import (
     DataValidationError,
     Failure,
@@ -40,14 +39,11 @@ from .checks import (
     format_failures,
     overlapping_ids,
     schema_failures,
-    unreadable_parquet,
     write_report,
 )
+from .record import DEFAULT_MAX_DUPLICATE_SHARE, checked_settings, record_path
 from .schemas import SPLITS, is_classification, schemas_for
-from .version import PROCESSED_FILES, bytes_md5, digest, file_md5s
-
-#: Within-split repeated rows above this share fail validation (``data.max_duplicate_share``).
-DEFAULT_MAX_DUPLICATE_SHARE = 0.01
+from .version import PROCESSED_FILES, bytes_md5, digest
 
 
 @dataclass
@@ -168,24 +164,6 @@ def validate(cfg: DictConfig) -> list[Failure]:
     return inspect(cfg).failures
 
 
-def record_path(processed_dir: str | Path) -> Path:
-    """Where validate records its verdict: beside the data, ``data/processed.validation.json``."""
-    processed_dir = Path(processed_dir)
-    return processed_dir.with_name(f"{processed_dir.name}.validation.json")
-
-
-def checked_settings(cfg: DictConfig) -> dict:
-    """The settings the checks ran with: a record made with looser ones does not count."""
-    data = cfg.data
-    return {
-        "data.name": data.name,
-        "data.drift": OmegaConf.to_container(data.drift, resolve=True),
-        "data.max_duplicate_share": float(
-            data.get("max_duplicate_share", DEFAULT_MAX_DUPLICATE_SHARE)
-        ),
-    }
-
-
 def _summary(failure: Failure) -> str:
     return f"{failure.check} ({failure.table}, {failure.column})"
 
@@ -212,79 +190,18 @@ def check_and_record(cfg: DictConfig) -> Validation:
     return result
 
 
-def require_validated(cfg: DictConfig) -> str:
-    """The md5 of the processed data, when ``validate`` passed on exactly these files.
-
-    Otherwise a ``DataValidationError`` (exit 5 in every command) that says why: a file is
-    missing or unreadable, validation was never run, the files changed since it ran, or it
-    failed (naming the checks).
-    """
-    import pyarrow.parquet as pq
-
-    from .datasets import require_prepared  # imports torch: validate itself needs none
-
-    processed_dir = Path(cfg.paths.processed_dir)
-    require_prepared(processed_dir)
-    for name in SPLITS:  # a truncated or empty file is named first, with the command to rebuild it
-        path = processed_dir / f"{name}.parquet"
-        try:
-            pq.read_metadata(path)
-        except Exception as error:
-            raise unreadable_parquet(path, error) from None
-    package = __name__.split(".")[0]
-    command = f"`make validate` (python -m {package}.data.validate)"
-    files = file_md5s(processed_dir)
-    md5 = digest(files)
-    path = record_path(processed_dir)
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        validated = record["md5"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise DataValidationError(
-            f"validation has not been run on the data in {processed_dir} ({path} is missing or "
-            f"unreadable): run {command} first. Only data that passed validation is used."
-        ) from None
-    if validated != md5:
-        known = record.get("files") or {}
-        changed = sorted(n for n in set(files) | set(known) if files.get(n) != known.get(n))
-        raise DataValidationError(
-            f"validation has not been run on THIS data: {', '.join(changed) or 'the files'} in "
-            f"{processed_dir} changed since validate checked them (validated md5 {validated}, "
-            f"now {md5}). Run {command} again; only data that passed validation is used."
-        )
-    settings = checked_settings(cfg)
-    if record.get("settings") != settings:
-        known = record.get("settings") or {}
-        differ = [k for k in settings if known.get(k) != settings[k]]
-        raise DataValidationError(
-            f"the data in {processed_dir} was validated with other settings than this run's "
-            + "; ".join(f"{k}: validated {known.get(k)!r}, now {settings[k]!r}" for k in differ)
-            + f". Run {command} with this run's settings."
-        )
-    if not record.get("passed"):
-        checks = "; ".join(record.get("failed_checks") or ["unknown"])
-        raise DataValidationError(
-            f"validation failed on the data in {processed_dir} (md5 {md5}): {checks}. Nothing "
-            f"trains on data validation rejected: fix the data or its source, prepare it again "
-            f"and run {command} (report: {record.get('report', 'reports/validation.json')})."
-        )
-    return md5
-
-
-@entry_point("validate", config_name="train")
+@entry_point("validate", config_name="train", data_says="")
 def main(cfg: DictConfig) -> None:
     check_settings(cfg, "validate")  # a bad share or an unwritable reports folder: exit 2
     result = check_and_record(cfg)
     report = Path(cfg.paths.reports_dir) / "validation.json"
     if result.warnings:
         print(f"validate: warning:\n{format_failures(result.warnings)}")
-    if result.failures:
-        fail(
-            "validate",
+    if result.failures:  # exit 5, bad data, as for every command (errors.py lists the codes)
+        raise DataValidationError(
             f"validation failed: {len(result.failures)} check(s) broke for {cfg.data.name!r} in "
             f"{cfg.paths.processed_dir}/ (report: {report}). Training stops here; fix the data "
-            f"or its source and run prepare again.\n{format_failures(result.failures)}",
-            5,  # bad data, as for every command (train.py's docstring lists the codes)
+            f"or its source and run prepare again.\n{format_failures(result.failures)}"
         )
     print(f"validation passed: {cfg.data.name} ({', '.join(SPLITS)}); report: {report}")
 

@@ -1,9 +1,11 @@
 """Task metrics from arrays of true targets and predicted probabilities or values.
 
 Every number comes from torchmetrics or scikit-learn, so it means what their documentation
-says. Classification takes probabilities of shape ``(n, classes)``; a binary task (two classes)
-also gets the positive-class metrics (class 1 is positive) at a decision threshold. Regression
-takes values in the target's own units.
+says. The top-line metrics (accuracy; MSE, MAE, R²) come from the task's own ``MetricCollection``
+(``tasks/``), the one the trainer logs during training, so that the two always agree.
+Classification takes probabilities of shape ``(n, classes)``; a binary task (two classes) also
+gets the positive-class metrics (class 1 is positive) at a decision threshold. Regression takes
+values in the target's own units.
 """
 
 import numpy as np
@@ -12,6 +14,14 @@ import torchmetrics.functional as tmf
 import torchmetrics.functional.classification as tmc
 from sklearn.dummy import DummyClassifier
 from sklearn.metrics import log_loss
+
+from ..tasks import classification, regression
+
+
+def _computed(collection, preds: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A task's ``MetricCollection`` on one whole split."""
+    collection.update(preds, target)
+    return dict(collection.compute())
 
 
 def predicted_labels(probs: np.ndarray, threshold: float | None = None) -> np.ndarray:
@@ -35,7 +45,7 @@ def classification_metrics(
     preds = torch.as_tensor(predicted_labels(probs, threshold))
     scores = torch.as_tensor(probs, dtype=torch.float32)
     kw = {"num_classes": num_classes}
-    out = {"accuracy": tmc.multiclass_accuracy(preds, target, average="micro", **kw)}
+    out = _computed(classification.metric_collection(num_classes), preds, target)  # accuracy
     for average in ("micro", "macro", "weighted"):
         out[f"precision_{average}"] = tmc.multiclass_precision(preds, target, average=average, **kw)
         out[f"recall_{average}"] = tmc.multiclass_recall(preds, target, average=average, **kw)
@@ -80,11 +90,9 @@ def regression_metrics(
     """MSE, RMSE, MAE, R², MAPE, Huber, and MSLE when no value is negative (else undefined)."""
     target = torch.as_tensor(np.ravel(y_true), dtype=torch.float64)
     preds = torch.as_tensor(np.ravel(y_pred), dtype=torch.float64)
-    out = {
-        "mse": tmf.mean_squared_error(preds, target),
-        "rmse": tmf.mean_squared_error(preds, target, squared=False),
-        "mae": tmf.mean_absolute_error(preds, target),
-        "r2": tmf.r2_score(preds, target),
+    out = _computed(regression.metric_collection(), preds, target)  # mse, mae, r2
+    out |= {
+        "rmse": out["mse"].sqrt(),
         "mape": tmf.mean_absolute_percentage_error(preds, target),
         "huber": torch.nn.functional.huber_loss(preds, target, delta=huber_delta),
     }

@@ -12,6 +12,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
+from .results import Curve
+
 DPI = 110
 
 
@@ -155,12 +157,12 @@ def residuals(y_true: np.ndarray, y_pred: np.ndarray, path: Path) -> Path:
     return _save(fig, path)
 
 
-def perturbation_curves(curves: Sequence[dict[str, Any]], path: Path) -> Path:
+def perturbation_curves(curves: Sequence[Curve], path: Path) -> Path:
     fig = Figure(figsize=(6, 4.5))
     ax = fig.add_subplot()
-    metric = "accuracy" if curves and "accuracy" in curves[0] else "mae"
+    metric = curves[0].metric if curves else "mae"
     for curve in curves:
-        ax.plot(curve["levels"], curve[metric], marker="o", label=curve["name"])
+        ax.plot(curve.levels, curve.values, marker="o", label=curve.name)
     ax.set(xlabel="perturbation level", ylabel=metric if metric == "accuracy" else "MAE")
     ax.set_title("Robustness to perturbed inputs (test)")
     ax.legend()

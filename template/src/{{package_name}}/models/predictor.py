@@ -3,41 +3,36 @@
 ``Predictor`` is what ``predict`` runs and what ``export`` saves: it scales raw feature rows as
 ``data.prepare`` does (``(x - offset) / scale``, in float64, with the training split's statistics
 that the checkpoint keeps as ``feature_scale``), reshapes them to images where the data has an
-``image_shape``, runs the network and returns class probabilities (classification) or values in
-the target's own units (regression: the trainer standardised the targets, this undoes it).
+``image_shape``, runs the network and decodes its outputs with the task's ``decode``
+(``tasks/``): class probabilities, or values in the target's own units.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 
 class Predictor(nn.Module):
-    """``forward(rows)``: rows of raw features ``(n, features)`` -> ``(n, classes)`` or ``(n,)``."""
+    """``forward(rows)``: rows of raw features ``(n, features)`` -> ``decode``'s answers."""
 
     def __init__(
         self,
         model: nn.Module,
         offset: Sequence[float],
         scale: Sequence[float],
-        image_shape: Sequence[int] | None = None,
-        target_scale: dict[str, float] | None = None,
+        image_shape: Sequence[int] | None,
+        decode: Callable[[torch.Tensor], torch.Tensor],
     ) -> None:
         super().__init__()
         self.model = model
         self.register_buffer("offset", torch.tensor(list(offset), dtype=torch.float64))
         self.register_buffer("scale", torch.tensor(list(scale), dtype=torch.float64))
         self.image_shape = tuple(int(d) for d in image_shape) if image_shape else None
-        self.classification = target_scale is None
-        self.target_mean = float(target_scale["mean"]) if target_scale else 0.0
-        self.target_std = float(target_scale["std"]) if target_scale else 1.0
+        self.decode = decode  # the task's: softmax, or un-standardising (traced by export)
 
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
         inputs = ((rows.double() - self.offset) / self.scale).float()
         if self.image_shape is not None:
             inputs = inputs.reshape(inputs.shape[0], *self.image_shape)
-        outputs = self.model(inputs).float()
-        if self.classification:
-            return outputs.softmax(dim=1)
-        return outputs.squeeze(1).double() * self.target_std + self.target_mean
+        return self.decode(self.model(inputs))

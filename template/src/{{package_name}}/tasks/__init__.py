@@ -10,8 +10,11 @@ To add a kind of task: write a module next to these with a ``Task`` subclass, ad
 """
 
 from omegaconf import DictConfig
+from torch import nn
 
-from ..training.errors import ConfigError
+from ..data.datasets import num_features
+from ..errors import ConfigError
+from ..models.build import instantiate_model
 from .base import Task
 from .classification import Classification
 from .image_classification import ImageClassification
@@ -23,7 +26,15 @@ TASKS: dict[str, type[Task]] = {
     "tabular_regression": Regression,
 }
 
-__all__ = ["TASKS", "Classification", "ImageClassification", "Regression", "Task", "for_data"]
+__all__ = [
+    "TASKS",
+    "Classification",
+    "ImageClassification",
+    "Regression",
+    "Task",
+    "build_model",
+    "for_data",
+]
 
 
 def for_data(data: DictConfig) -> Task:
@@ -32,3 +43,12 @@ def for_data(data: DictConfig) -> Task:
     if name not in TASKS:
         raise ConfigError(f"data.task must be one of {sorted(TASKS)}, got {name!r}.")
     return TASKS[name](data)
+
+
+def build_model(cfg: DictConfig) -> nn.Module:
+    """``cfg.model`` instantiated, its null sizes filled in: the input's from the data, the
+    output layer's from the task (classes, or one value)."""
+    sizes = {"in_features": num_features(cfg.data), **for_data(cfg.data).model_sizes()}
+    if cfg.data.get("image_shape"):
+        sizes["in_channels"] = int(cfg.data.image_shape[0])
+    return instantiate_model(cfg.model, sizes)

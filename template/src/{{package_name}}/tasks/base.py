@@ -5,6 +5,7 @@ The flow of one batch, and who does what:
     targets column --targets()--> target tensor --encode()--> what the loss compares with
     network outputs --loss(outputs, encoded)--> the training loss
     network outputs --decode()--> answers: class probabilities, or values in the target's units
+    network outputs --for_evaluation()--> what evaluation scores (logits, or decoded values)
     answers + targets --update(metrics, ...)--> metrics() (torchmetrics), the same in the
                                                 training loop's validation and in evaluate
     answers --columns()--> predict's output columns
@@ -67,9 +68,19 @@ class Task(ABC):
     def decode(self, outputs: torch.Tensor) -> torch.Tensor:
         """Outputs as answers: class probabilities ``(n, classes)``, or values ``(n,)``."""
 
+    def for_evaluation(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Outputs as ``evaluate`` scores them: the answers unless the task says otherwise."""
+        return self.decode(outputs)
+
     @abstractmethod
     def metrics(self, prefix: str = "") -> MetricCollection:
         """The task's metrics, fresh (names start with ``prefix``, e.g. ``val/``)."""
+
+    def score(self, answers: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        """The task's metrics of a whole split at once: ``metrics()`` updated once, computed."""
+        metrics = self.metrics()
+        self.update(metrics, answers, targets)
+        return {name: float(value) for name, value in metrics.compute().items()}
 
     def update(
         self, metrics: MetricCollection, answers: torch.Tensor, targets: torch.Tensor
@@ -91,3 +102,7 @@ class Task(ABC):
     @abstractmethod
     def columns(self, answers: np.ndarray) -> dict[str, np.ndarray]:
         """predict's output columns for a batch of answers (``decode``'s output, as numpy)."""
+
+    @abstractmethod
+    def answers_spec(self) -> dict[str, Any]:
+        """What ``decode`` returns, in words and shape (the export's ``predictor.json``)."""

@@ -16,6 +16,16 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, 
 from .base import Task
 
 
+def metric_collection(prefix: str = "") -> MetricCollection:
+    """Regression's top-line metrics, in float64: what the trainer logs and ``evaluate`` reports.
+
+    ``evaluation/metrics.py`` computes its MSE, MAE and R² with this too.
+    """
+    metrics = {"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()}
+    collection = MetricCollection(metrics, prefix=prefix)
+    return collection.set_dtype(torch.float64)  # sums of squares in float64
+
+
 class Regression(Task):
     """One target value per row; the network returns ``(n, 1)``."""
 
@@ -50,9 +60,7 @@ class Regression(Task):
         return outputs.double().reshape(-1) * self.std + self.mean
 
     def metrics(self, prefix: str = "") -> MetricCollection:
-        metrics = {"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()}
-        collection = MetricCollection(metrics, prefix=prefix)
-        return collection.set_dtype(torch.float64)  # sums of squares in float64
+        return metric_collection(prefix)
 
     def update(
         self, metrics: MetricCollection, answers: torch.Tensor, targets: torch.Tensor
@@ -68,3 +76,6 @@ class Regression(Task):
 
     def columns(self, answers: np.ndarray) -> dict[str, np.ndarray]:
         return {"prediction": answers}
+
+    def answers_spec(self) -> dict[str, Any]:
+        return {"kind": "prediction in the target's units", "shape": ["n"]}

@@ -8,9 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-
-class TrackingError(RuntimeError):
-    """The tracking store cannot be used; the message names the URI and what to do."""
+from ..errors import TrackingError  # raised here, and importable from here
 
 
 class RunNotFoundError(TrackingError):
@@ -69,7 +67,11 @@ def check_sent(logger: "Logger") -> None:
 
 @runtime_checkable
 class Logger(Protocol):
-    """What the trainer and the evaluator call, on rank 0 only."""
+    """What the trainer, the evaluator and the search call, on rank 0 only.
+
+    A logger is built from ``configs/logger/`` with ``run_id=`` (continue that run) or
+    ``run_name=`` (name the new one); a logger that records nothing has no ``run_id``.
+    """
 
     #: The tracker's id of the run, kept in checkpoints so that a resumed run can continue it.
     run_id: str | None
@@ -100,6 +102,10 @@ class Logger(Protocol):
     def finish(self, status: str = "FINISHED") -> None:
         """Close the run: ``FINISHED``, ``FAILED`` or ``KILLED``."""
 
+    def child(self, run_name: str) -> "Logger":
+        """A new run nested in this one, in the same store (a search's trial, under the search's
+        run); a tracker that cannot nest runs opens a run of its own."""
+
 
 class NullLogger:
     """Records nothing: ``logger=none``. Runs still write metrics.json and reports/."""
@@ -107,7 +113,7 @@ class NullLogger:
     log_checkpoints = False
     log_model_enabled = False  # nothing to build a servable model for
 
-    def __init__(self, run_id: str | None = None) -> None:
+    def __init__(self, run_id: str | None = None, run_name: str | None = None) -> None:
         self.run_id = run_id
 
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -133,3 +139,6 @@ class NullLogger:
 
     def finish(self, status: str = "FINISHED") -> None:
         pass
+
+    def child(self, run_name: str) -> "NullLogger":
+        return NullLogger()

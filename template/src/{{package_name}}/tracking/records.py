@@ -4,11 +4,11 @@ its training curves. Tracker-agnostic: these call the ``Logger`` interface only.
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 from omegaconf import DictConfig
 
 from ..data.checks import read_processed
@@ -70,7 +70,7 @@ def record_curves(logger: Logger, output_dir: Path) -> Path | None:
     history = output_dir / "history.json"
     if not history.is_file():
         return None
-    from ..evaluation.progress import learning_curves
+    from .progress import learning_curves
 
     path = learning_curves(json.loads(history.read_text()), output_dir / "curves.png")
     logger.log_artifact(history, "curves")
@@ -78,8 +78,12 @@ def record_curves(logger: Logger, output_dir: Path) -> Path | None:
     return path
 
 
-def record_outputs(logger: Logger, output_dir: Path, cfg: DictConfig) -> None:
-    """metrics.json, the best and last checkpoints, and the model with the best weights."""
+def record_outputs(
+    logger: Logger, output_dir: Path, served_model: Callable[[Path], tuple[Any, Any]]
+) -> None:
+    """metrics.json, the best and last checkpoints, and the model with the best weights:
+    ``served_model(best.pt)`` returns it as ``predict`` serves it, and an input example (the
+    entry point builds it: tracking does not import inference, ``tests/test_layers.py``)."""
     metrics = output_dir / "metrics.json"
     if metrics.is_file():
         logger.log_artifact(metrics)
@@ -90,22 +94,4 @@ def record_outputs(logger: Logger, output_dir: Path, cfg: DictConfig) -> None:
                 logger.log_artifact(checkpoints / name, "checkpoints")
     best = checkpoints / "best.pt"
     if best.is_file() and getattr(logger, "log_model_enabled", True):
-        logger.log_model(*served_model(best, cfg))
-
-
-def served_model(ckpt: Path, cfg: DictConfig) -> tuple[torch.nn.Module, Any]:
-    """The checkpoint's model as ``predict`` and ``export`` serve it, and an input example.
-
-    ``inference.predictor``: raw rows in (the checkpoint's feature scaling and, for images, the
-    reshape are inside), probabilities or values in the target's units out. The example is two
-    rows of the test split in raw units, float32 ``(2, features)``.
-    """
-    from ..data.datasets import load_split
-    from ..inference import load_checkpoint, predictor
-
-    state, path = load_checkpoint(ckpt)
-    model, _ = predictor(state, path, cfg, "cpu")
-    test = load_split(cfg.data, cfg.paths.processed_dir, "test", torch.from_numpy)
-    processed = test.tensors[0][:2]
-    rows = processed.reshape(len(processed), -1).double() * model.scale + model.offset
-    return model, rows.float().numpy()
+        logger.log_model(*served_model(best))

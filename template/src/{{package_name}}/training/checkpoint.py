@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 FORMAT_VERSION = 1
 _STEP_FILE = re.compile(r"^step-(\d+)\.pt$")

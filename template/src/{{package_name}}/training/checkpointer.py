@@ -16,10 +16,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from ..errors import CheckpointError
 from ..tasks import Task
 from ..tracking.run_info import flatten, mask_config
 from . import checkpoint, distributed, divergence, resume
-from .errors import CheckpointError
 
 log = logging.getLogger(__name__)
 

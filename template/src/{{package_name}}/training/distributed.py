@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 
 from .. import settings
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import NonFiniteLossError
 from . import checkpoint, distributed
-from .errors import NonFiniteLossError
 
 log = logging.getLogger(__name__)
 

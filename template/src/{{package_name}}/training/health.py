@@ -38,14 +38,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..settings import HEALTH_DEFAULTS
-from ..settings import health as checked_settings
+from ..settings import health_settings
 from ..tracking.base import Logger, NullLogger
 from . import precision as amp
 
 log = logging.getLogger(__name__)
-
-DEFAULTS = HEALTH_DEFAULTS  # every key of trainer.health, and its default
 
 #: The activations whose dead units are counted (outputs exactly zero when inactive).
 RELUS = (nn.ReLU, nn.ReLU6)
@@ -72,7 +69,7 @@ class HealthMonitor:
         skips_nonfinite: bool = False,
         samples: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
-        s = checked_settings(settings)  # the defaults filled in; the same check as up front
+        s = health_settings(settings)  # settings.Health's defaults filled in; checked as up front
         self.settings = s
         self.model = model
         self.logger = logger or NullLogger()
@@ -361,7 +358,7 @@ class HealthMonitor:
 
     def _draw_samples(self, step: int) -> None:
         """Predictions on the fixed validation batch: ``predictions/step-N.png`` in the run."""
-        from ..evaluation.progress import prediction_grid
+        from ..tracking.progress import prediction_grid
 
         assert self.samples is not None and self.output_dir is not None
         images, labels = self.samples

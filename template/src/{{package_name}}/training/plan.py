@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from .. import settings
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ difference into one of three kinds:
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..errors import CheckpointError
 from ..tracking.run_info import MASK, flatten
-from .errors import CheckpointError
 
 #: Never compared: they may differ between the two halves of one run (another folder, store).
 NOT_COMPARED = ("paths", "logger", "ckpt_path", "hydra", "hparams_search")

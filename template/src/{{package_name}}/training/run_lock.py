@@ -29,8 +29,8 @@ import warnings
 from pathlib import Path
 from typing import IO
 
+from ..errors import ConfigError
 from . import distributed
-from .errors import ConfigError
 
 LOCK_FILE = "train.lock"
 

@@ -35,13 +35,14 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from .. import tasks
-from ..data.datasets import num_features
+from ..errors import Interrupted
+from ..models.build import instantiate as _instantiate
+from ..models.build import without_dropout
 from ..tracking.base import Logger, NullLogger
 from ..tracking.run_info import flatten
 from . import checkpoint, distributed, loading
 from . import precision as amp
 from .checkpointer import Checkpointer, TrainerState
-from .errors import ConfigError
 from .health import HealthMonitor
 from .plan import Plan
 from .profiler import profile_steps
@@ -49,22 +50,22 @@ from .splits import load_shards, splits
 from .validator import Validator, evaluate
 from .window import LossWindow
 
-__all__ = ["Stopped", "TrainerState", "build_model", "fit", "without_dropout"]
+__all__ = ["Stopped", "TrainerState", "fit"]
 
 log = logging.getLogger(__name__)
 
 
-class Stopped(Exception):
+class Stopped(Interrupted):
     """Training stopped on a signal after saving a checkpoint; resume with ckpt_path=last."""
 
     def __init__(self, signum: int, step: int, path: Path | None, output_dir: Path) -> None:
         # Rank 0 writes the file; the other ranks name the folder it is in.
         saved = path or output_dir / "checkpoints"
         super().__init__(
+            signum,
             f"stopped by signal {signum} at step {step}; checkpoint saved to {saved}. Resume "
-            f"with ckpt_path=last paths.output_dir={output_dir}."
+            f"with ckpt_path=last paths.output_dir={output_dir}.",
         )
-        self.signum = signum
 
 
 def fit(
@@ -234,19 +235,9 @@ def _to(
     return inputs, targets
 
 
-def _instantiate(node: DictConfig, group: str, **kwargs: Any) -> Any:
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-
-    try:
-        return instantiate(node, _convert_="all", **kwargs)
-    except InstantiationException as error:
-        raise ConfigError(f"configs/{group}/ cannot be instantiated: {error}") from None
-
-
 def _model(cfg: DictConfig, run: Plan, ctx: distributed.Context) -> tuple[nn.Module, nn.Module]:
     """The model on its device, and the module to call: itself, or its DDP wrapper."""
-    model = build_model(cfg).to(ctx.device)
+    model = tasks.build_model(cfg).to(ctx.device)
     if not run.dropout:
         without_dropout(model)  # learning one batch by heart: dropout would only blur it
     if cfg.trainer.channels_last:
@@ -280,36 +271,3 @@ def _progress(total: int, initial: int, enabled: bool) -> Any:
         dynamic_ncols=True,
         disable=not enabled,  # its calls then cost ~0.2 us
     )
-
-
-# ---- building the model (used by predict and evaluate too) -----------------------------------
-
-
-def build_model(cfg: DictConfig) -> nn.Module:
-    """``cfg.model`` instantiated; its null size arguments are filled in from the data."""
-    params = cfg.model
-    from_data: dict[str, Any] = {}
-    if "in_features" in params and params.in_features is None:
-        from_data["in_features"] = num_features(cfg.data)
-    for key, size in tasks.for_data(cfg.data).model_sizes().items():  # the output layer
-        if key in params and params[key] is None:
-            from_data[key] = size
-    if "in_channels" in params and params.in_channels is None:
-        from_data["in_channels"] = cfg.data.image_shape[0]
-    return _instantiate(params, "model", **from_data)
-
-
-_DROPOUT = (
-    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout
-)  # fmt: skip
-
-
-def without_dropout(model: nn.Module) -> nn.Module:
-    """Turn every dropout layer of ``model`` off (p = 0), whatever the model names its setting.
-
-    Dropout written as a function call in ``forward`` (``F.dropout``) is the model's own affair.
-    """
-    for module in model.modules():
-        if isinstance(module, _DROPOUT):
-            module.p = 0.0
-    return model

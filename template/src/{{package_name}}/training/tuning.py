@@ -6,17 +6,15 @@ the metric to Optuna, whose pruner may stop a trial that is clearly worse than t
 study lives in a relational database (a sqlite file by default, any SQLAlchemy URL for several
 workers), so a killed search resumes with the same command and several processes can share it.
 Trials that fail (a non-finite loss, an impossible config) are recorded as failed and the search
-goes on. With a tracking logger that can nest runs (MLflow), the search is a parent run and each
-trial a child run; the best parameters, the best value and Optuna's charts go to the parent and
-to ``hparams_search.output_dir``.
+goes on. With a tracking logger (one whose runs have an id: MLflow), the search is a parent run
+and each trial a child run (``Logger.child``); the best parameters, the best value and Optuna's
+charts go to the parent and to ``hparams_search.output_dir``. The study, its storage and which
+trials count are in ``study.py``.
 """
 
-import inspect
 import json
 import logging
 import math
-import random
-import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -25,30 +23,23 @@ from typing import Any
 import optuna
 import torch
 from hydra.errors import HydraException
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from optuna.trial import TrialState
-from sqlalchemy.exc import SQLAlchemyError
 
+from ..errors import SearchError, TrainingError
 from ..tracking.base import keep_unsent_in
 from ..tracking.run_info import mask_text
-from .errors import TrainingError
+from .study import COUNTED, count, counted, open_study, retried_trial_number, stop_at
 from .trainer import fit
+
+__all__ = ["TRIAL_ERRORS", "SearchError", "retried_trial_number", "search", "suggest", "summarise"]
 
 log = logging.getLogger(__name__)
 
-#: The trials that count toward ``n_trials`` (with those running elsewhere, less the failed ones
-#: that are retried): a resumed search runs only the rest.
-COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 #: Failures of one trial that do not stop the search (the trial is recorded as FAIL).
 TRIAL_ERRORS: tuple[type[Exception], ...] = (TrainingError, torch.cuda.OutOfMemoryError)
-
-
-class SearchError(Exception):
-    """The search itself is misconfigured (not one trial): the entry point exits with 2."""
-
-    exit_code = 2
 
 
 Compose = Callable[[Sequence[str]], DictConfig]
@@ -95,7 +86,7 @@ def search(cfg: DictConfig, compose: Compose) -> optuna.Study:
                 _objective(spec, space, base, compose, output_dir, parent),
                 n_trials=remaining,
                 catch=TRIAL_ERRORS,
-                callbacks=[_stop_at(int(spec.n_trials)), _report_to(parent)],
+                callbacks=[stop_at(int(spec.n_trials)), _report_to(parent)],
             )
         status = "FINISHED"
     finally:
@@ -105,137 +96,6 @@ def search(cfg: DictConfig, compose: Compose) -> optuna.Study:
             if parent is not None:
                 parent.finish(status)
     return study
-
-
-# ---- the study and its storage ------------------------------------------------------------------
-
-
-def open_study(spec: DictConfig) -> optuna.Study:
-    """The study ``spec.study_name`` in ``spec.storage``, created or reopened."""
-    sampler_cfg = OmegaConf.to_container(spec.sampler, resolve=True) if spec.sampler else None
-    pruner_cfg = OmegaConf.to_container(spec.pruner, resolve=True) if spec.pruner else None
-    storage = make_storage(
-        spec.storage, spec.get("heartbeat_interval"), int(spec.get("max_retry") or 0)
-    )
-    existing = _stored_trials(storage, str(spec.study_name))
-    sampler = None
-    if sampler_cfg:
-        if sampler_cfg.get("seed") is not None:  # a resumed search must not repeat itself
-            sampler_cfg["seed"] = int(sampler_cfg["seed"]) + existing
-        sampler = _build(sampler_cfg, "hparams_search.sampler")
-    pruner = (
-        _build(pruner_cfg, "hparams_search.pruner") if pruner_cfg else optuna.pruners.NopPruner()
-    )
-    return optuna.create_study(
-        storage=storage,
-        sampler=sampler,
-        pruner=pruner,
-        study_name=str(spec.study_name),
-        direction=str(spec.direction),
-        load_if_exists=True,
-    )
-
-
-def make_storage(url: str | None, heartbeat_interval: int | None = None, max_retry: int = 0) -> Any:
-    """An RDB storage for ``url`` (None: in memory, nothing kept). A sqlite file gets its folder
-    and a long lock timeout (several processes write to it). With a heartbeat, the trial of a
-    killed process is marked FAIL after two missed beats instead of staying RUNNING, and run
-    again with the same parameters, up to ``max_retry`` times (Optuna's
-    ``RetryHeartbeatStaleTrialCallback``); a trial that fails by itself (a NaN loss) is not."""
-    if url is None:
-        return None
-    url = str(url)
-    engine: dict[str, Any] = {}
-    if url.startswith("sqlite:///"):
-        path = url.removeprefix("sqlite:///")
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = {"connect_args": {"timeout": 60}}
-    beat = int(heartbeat_interval) if heartbeat_interval else None
-    for attempt in range(5):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
-                    url,
-                    engine_kwargs=engine,
-                    heartbeat_interval=beat,
-                    grace_period=2 * beat if beat else None,
-                    **_retry_stale(max_retry if beat else 0),
-                )
-        except (ImportError, ValueError) as error:
-            raise SearchError(f"hparams_search.storage={url!r} cannot be opened: {error}") from None
-        except SQLAlchemyError as error:
-            # Workers that start together race to create the tables: the losers try again and
-            # find them made. An unreachable server fails every attempt.
-            if attempt == 4:
-                raise SearchError(
-                    f"hparams_search.storage={url!r} cannot be opened: {error}"
-                ) from None
-            time.sleep(0.2 + random.random())
-    raise AssertionError("unreachable")
-
-
-# Optuna 4.9 renamed the retry of a stale trial (the old names warn, and go in 6.0).
-RETRY_STALE = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
-
-
-def _retry_stale(max_retry: int) -> dict[str, Any]:
-    """RDBStorage's argument that runs a stale trial again, up to ``max_retry`` times."""
-    if not max_retry:
-        return {}
-    if RETRY_STALE is not None:
-        return {"heartbeat_stale_trial_callback": RETRY_STALE(max_retry=max_retry)}
-    retry = optuna.storages.RetryFailedTrialCallback(max_retry=max_retry)
-    return {"failed_trial_callback": retry}
-
-
-def retried_trial_number(trial: optuna.trial.FrozenTrial) -> int | None:
-    """The number of the stale trial that ``trial`` runs again (None: it is no retry)."""
-    retry = RETRY_STALE or optuna.storages.RetryFailedTrialCallback
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return retry.retried_trial_number(trial)
-
-
-def count(study: optuna.Study, states: Sequence[TrialState]) -> int:
-    return len(study.get_trials(deepcopy=False, states=tuple(states)))
-
-
-def counted(study: optuna.Study) -> int:
-    """The trials toward ``n_trials``: finished, failed or running, but not a failed trial that
-    is retried (its retry counts instead, once it runs)."""
-    trials = study.get_trials(deepcopy=False)
-    retried = {retried_trial_number(t) for t in trials} - {None}
-    states = (*COUNTED, TrialState.RUNNING)
-    return sum(1 for t in trials if t.state in states and t.number not in retried)
-
-
-def _stop_at(n_trials: int) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
-    """Stop this worker once the study holds ``n_trials`` counted trials (``counted``)."""
-
-    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if counted(study) >= n_trials:
-            study.stop()
-
-    return callback
-
-
-def _stored_trials(storage: Any, name: str) -> int:
-    if storage is None:
-        return 0
-    try:
-        study_id = storage.get_study_id_from_name(name)
-    except KeyError:
-        return 0
-    return len(storage.get_all_trials(study_id, deepcopy=False))
-
-
-def _build(node: Mapping[str, Any], name: str) -> Any:
-    try:
-        return instantiate(node)
-    except Exception as error:
-        raise SearchError(f"{name} cannot be instantiated: {error}") from None
 
 
 # ---- the search space ---------------------------------------------------------------------------
@@ -339,7 +199,7 @@ def _objective(
                     f"pruned at validation {len(reported)} (step {step}): {metric}={value:.4g}"
                 )
 
-        child = _open_child(cfg, parent, trial.number, values, trial_dir)
+        child = _open_child(parent, trial.number, values, trial_dir)
         status = "FAILED"
         try:
             metrics = fit(cfg, trial_dir, child, on_validation=on_validation)
@@ -367,24 +227,18 @@ def _objective(
 # ---- tracking -----------------------------------------------------------------------------------
 
 
-def _nests(node: DictConfig) -> bool:
-    """Whether the configured logger can open a run nested in another (``parent_run_id``)."""
-    try:
-        cls = get_class(str(node._target_))
-    except Exception:
-        return False
-    return "parent_run_id" in inspect.signature(cls).parameters
-
-
 def _open_parent(cfg: DictConfig, study: optuna.Study) -> Any:
-    """The search's own run, reopened when this study already has one in this tracking store."""
-    if "logger" not in cfg or not _nests(cfg.logger):
+    """The search's own run, reopened when this study already has one in this tracking store;
+    None when the logger records nothing (no run id: ``logger=none``)."""
+    if "logger" not in cfg:
         return None
-    # Kept in the study's storage: the URI without its password (tracking/run_info.py).
+    # Kept in the study's storage: the URI without its password (masking.py).
     key = f"tracking_run:{mask_text(str(cfg.logger.get('tracking_uri')))}"
     run_id = study.user_attrs.get(key)
     kwargs = {"run_id": run_id} if run_id else {"run_name": f"search-{study.study_name}"}
     parent = instantiate(cfg.logger, **kwargs)
+    if parent.run_id is None:
+        return None
     keep_unsent_in(parent, Path(cfg.hparams_search.output_dir))
     if not run_id:
         study.set_user_attr(key, parent.run_id)
@@ -399,13 +253,11 @@ def _open_parent(cfg: DictConfig, study: optuna.Study) -> Any:
     return parent
 
 
-def _open_child(
-    cfg: DictConfig, parent: Any, number: int, values: Mapping[str, Any], trial_dir: Path
-) -> Any:
-    """The trial's run, nested in the search's; none without a nesting logger."""
+def _open_child(parent: Any, number: int, values: Mapping[str, Any], trial_dir: Path) -> Any:
+    """The trial's run, nested in the search's (``Logger.child``); none without a parent."""
     if parent is None:
         return None
-    child = instantiate(cfg.logger, run_name=f"trial-{number}", parent_run_id=parent.run_id)
+    child = parent.child(f"trial-{number}")
     keep_unsent_in(child, trial_dir)  # if the tracker goes away mid-trial (tracking.resend)
     child.set_tags({"optuna.trial": number, **{f"optuna.param.{k}": v for k, v in values.items()}})
     return child

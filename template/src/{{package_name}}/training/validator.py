@@ -17,10 +17,10 @@ from torch import nn
 from torchmetrics import MetricCollection
 
 from .. import settings
+from ..errors import ConfigError
 from ..tasks import Task
 from . import distributed
 from . import precision as amp
-from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 

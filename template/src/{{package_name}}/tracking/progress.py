@@ -1,7 +1,9 @@
 """Charts of a training run's progress: the training and validation curves with the
 generalisation gap, and a grid of predictions on a fixed validation batch after each validation.
 
-Same habits as ``plots.py``: matplotlib's object API, PNG files, no display. The grid is one
+Drawn while training (``training/health.py``) and after it (``records.py``), so they live in
+tracking, below training and evaluation (``tests/test_layers.py``). Same habits as
+``evaluation/plots.py``: matplotlib's object API, PNG files, no display. The grid is one
 image with captions rather than one axes per picture: it is drawn after every validation, so it
 has to be cheap (about 50 ms).
 """
@@ -13,7 +15,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-DPI = 110  # as plots.py, which is not imported: it pulls in scikit-learn (a second of start-up)
+DPI = 110  # as evaluation/plots.py, not imported: it pulls in scikit-learn (a second of start-up)
 
 
 def learning_curves(history: Mapping[str, Sequence[Mapping[str, Any]]], path: Path) -> Path:

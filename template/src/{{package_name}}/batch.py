@@ -1,0 +1,185 @@
+"""Batch inference on files: ``python -m <package>.predict``'s raw rows in, predictions out.
+
+- ``read_input`` and ``input_rows``: a Parquet, CSV (or, for images, ``.npy``) file of raw rows,
+  checked against the data's raw schema (``data/schemas.py``), the target column optional.
+- ``predict``: the checkpoint's ``inference.predictor`` on those rows, its answers as the task's
+  columns (``tasks/``), written with ``write_table``.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig
+
+from . import settings
+from .data.checks import DataValidationError, format_failures, range_failures, schema_failures
+from .data.schemas import pixel_range, schemas_for
+from .errors import ConfigError
+from .inference import checkpoint_task, load_checkpoint, predictor, trained_config
+
+TABLE_SUFFIXES = (".parquet", ".csv")
+
+
+def predict(cfg: DictConfig) -> pd.DataFrame:
+    """``python -m <package>.predict``: predictions for ``cfg.input``, written to ``cfg.output``.
+
+    Returns the predictions as a DataFrame: ``id`` and the task's columns (``Task.columns``):
+    ``prediction`` (the class index, or the value in the target's units) and, for
+    classification, ``prob_<class>`` per class.
+    """
+    for key in ("input", "output"):
+        if cfg.get(key) is None:
+            raise ConfigError(f"{key}=... is required: predict reads input= and writes output=.")
+    output = Path(str(cfg.output))
+    if output.suffix not in TABLE_SUFFIXES:
+        raise ConfigError(f"output={output}: expected a file ending in .parquet or .csv.")
+    batch_size = settings.positive_int(cfg.batch_size, "batch_size")
+    state, path = load_checkpoint(cfg.ckpt_path)
+    trained = trained_config(state, path, cfg)
+    ids, rows = input_rows(read_input(Path(str(cfg.input)), trained.data), trained.data)
+    model, device = predictor(state, path, cfg, cfg.trainer.accelerator)
+    answers = []
+    with torch.no_grad():
+        for start in range(0, len(rows), batch_size):
+            batch = torch.as_tensor(rows[start : start + batch_size], device=device)
+            answers.append(model(batch).cpu())
+    out = torch.cat(answers).numpy().astype(np.float64)
+    result = pd.DataFrame({"id": ids, **checkpoint_task(state, path).columns(out)})
+    write_table(result, output)
+    return result
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """Parquet or CSV by suffix, written beside ``path`` and renamed over it when complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.tmp")
+    if path.suffix == ".parquet":
+        frame.to_parquet(partial, index=False)
+    else:
+        frame.to_csv(partial, index=False)
+    partial.replace(path)
+
+
+# ---- raw rows in --------------------------------------------------------------------------------
+
+
+def read_input(path: Path, data: DictConfig):
+    """The raw rows of ``path``: Parquet or CSV; for images also ``.npy``, (n, H, W) or (n, H*W)."""
+    images = bool(data.get("image_shape"))
+    allowed = (*TABLE_SUFFIXES, ".npy") if images else TABLE_SUFFIXES
+    if path.suffix not in allowed:
+        raise ConfigError(f"input={path}: expected a file ending in {', '.join(allowed)}.")
+    if not path.is_file():
+        raise FileNotFoundError(f"input={path} does not exist")
+    features = schemas_for(data.name)[2]
+    try:
+        if path.suffix in TABLE_SUFFIXES:
+            frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        else:
+            array = np.load(path, allow_pickle=False)
+    except Exception as error:  # each reader has its own errors: name the file and the cause
+        raise DataValidationError(_unreadable(path, error)) from None
+    if path.suffix in TABLE_SUFFIXES:
+        if not set(features) & set(map(str, frame.columns)):  # another table, or separator
+            found = ", ".join(map(str, frame.columns[:10])) or "none"
+            raise DataValidationError(
+                f"input={path} has none of the feature columns of {data.name!r} (expected "
+                f"{', '.join(features[:5])}, ... ({len(features)} in all; data/schemas.py), "
+                f"found: {found}): is it the right file, and, for a CSV, comma-separated?"
+            )
+        return frame
+    if not np.issubdtype(array.dtype, np.number):
+        raise DataValidationError(
+            f"input={path} holds an array of {array.dtype}, not numbers: save the raw pixels "
+            "as a numeric array (np.save(path, pixels.astype('uint8')))."
+        )
+    if array.ndim < 2 or int(np.prod(array.shape[1:])) != len(features):
+        raise DataValidationError(
+            f"input={path} holds an array of shape {array.shape}; expected (n, "
+            f"{', '.join(map(str, data.image_shape[1:]))}) or (n, {len(features)}) raw pixels."
+        )
+    return pd.DataFrame(array.reshape(len(array), -1), columns=features)
+
+
+def _unreadable(path: Path, error: Exception) -> str:
+    """Why ``path`` cannot be read, in one line: the file, the cause and what to do."""
+    kind = {".parquet": "Parquet", ".csv": "CSV", ".npy": "NumPy .npy"}[path.suffix]
+    cause = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if isinstance(error, UnicodeDecodeError):
+        return (
+            f"input={path} is not UTF-8 text ({cause}): save it as UTF-8 (for example "
+            f"`iconv -f latin1 -t utf-8 {path.name}`)."
+        )
+    if isinstance(error, pd.errors.EmptyDataError):
+        return f"input={path} is empty: a CSV file needs a header line naming the columns."
+    if path.suffix == ".npy" and "allow_pickle" in cause:
+        return (
+            f"input={path} holds Python objects, not numbers: save the raw pixels as a numeric "
+            "array (np.save(path, pixels.astype('uint8')))."
+        )
+    return (
+        f"input={path} cannot be read as {kind} ({type(error).__name__}: {cause}): is it a "
+        f"{kind} file? The suffix says which reader is used (.parquet, .csv"
+        f"{', .npy' if path.suffix == '.npy' else ''})."
+    )
+
+
+def input_rows(frame, data: DictConfig, table: str = "input"):
+    """``(ids, features)`` of raw rows checked against the raw schema; the target is optional.
+
+    Columns may come in any order. An ``id`` column is optional too: without one, the rows are
+    numbered from 0. Integers where the schema wants floats are widened, and whole floats where
+    it wants integers narrowed (CSV and ``.npy`` files do not keep dtypes); nothing else is
+    coerced. Every broken rule is reported at once, naming the column.
+    """
+
+    raw_schema, _, features = schemas_for(data.name)
+    frame = frame.copy()
+    if "id" not in frame.columns:
+        frame.insert(0, "id", np.arange(len(frame), dtype=np.int64))
+    known = [c for c in ["id", *features, data.target] if c in frame.columns]
+    frame = frame[known + [c for c in frame.columns if c not in known]]
+    with_target = data.target in frame.columns
+    schema = raw_schema if with_target else _WithoutColumn(raw_schema, data.target)
+    _align_dtypes(frame, schema.to_schema().get_dtypes(frame))
+    failures = schema_failures(schema, frame, table, ["id", *features])
+    if not failures and data.get("pixel_range") is not None:  # images: the range prepare scaled
+        failures = range_failures(frame, table, features, pixel_range(data), "data.pixel_range")
+    if failures:
+        raise DataValidationError(
+            f"the {table} rows do not fit the raw schema of {data.name!r} (data/schemas.py; the "
+            f"target column {data.target!r} is optional):\n{format_failures(failures)}"
+        )
+    return frame["id"].to_numpy(), frame[features].to_numpy(dtype=np.float64, copy=True)
+
+
+class _WithoutColumn:
+    """A raw schema less one column, read the way ``schema_failures`` reads a schema model."""
+
+    def __init__(self, model, column: str) -> None:
+        self.__name__ = model.__name__
+        self._schema = model.to_schema().remove_columns([column])
+
+    def to_schema(self):
+        return self._schema
+
+    def validate(self, frame, lazy: bool = False):
+        return self._schema.validate(frame, lazy=lazy)
+
+
+def _align_dtypes(frame, expected: dict) -> None:
+
+    for column, dtype in expected.items():
+        if column not in frame.columns:
+            continue  # reported by the schema check, by name
+        want, have = str(dtype), frame[column].dtype
+        if want == str(have):
+            continue
+        if pd.api.types.is_integer_dtype(have) and (want.startswith(("float", "int"))):
+            frame[column] = frame[column].astype(want)  # uint8 pixels, integers in a CSV
+        elif want.startswith("int") and pd.api.types.is_float_dtype(have):
+            values = frame[column].to_numpy()
+            if np.isfinite(values).all() and (values == np.round(values)).all():
+                frame[column] = values.astype(want)

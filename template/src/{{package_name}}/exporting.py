@@ -1,0 +1,57 @@
+"""The checkpoint's ``Predictor`` as a ``torch.export`` program: ``python -m <package>.export``.
+
+``export_model`` writes it; ``load_exported`` reads it back with the ``predictor.json`` it
+carries, which says what goes in (float32 raw rows, the feature columns) and what comes out
+(the task's ``answers_spec``: probabilities, or values in the target's units).
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from .data.schemas import schemas_for
+from .errors import ConfigError
+from .inference import checkpoint_task, load_checkpoint, predictor, trained_config
+
+EXPORT_METADATA = "predictor.json"
+
+
+def export_model(cfg: DictConfig) -> Path:
+    """``python -m <package>.export``: the checkpoint's ``Predictor`` as a torch.export program.
+
+    Saved with ``torch.export.save`` to ``cfg.output`` (default: beside the checkpoint, with the
+    suffix ``.pt2``); the batch dimension is dynamic. The program takes float32 raw rows of shape
+    ``(n, features)``; ``predictor.json`` inside the file says what goes in and comes out.
+    """
+    state, path = load_checkpoint(cfg.ckpt_path)
+    output = Path(str(cfg.output)) if cfg.get("output") else path.with_suffix(".pt2")
+    if output.suffix != ".pt2":
+        raise ConfigError(f"output={output}: torch.export programs are saved as .pt2 files.")
+    model, _ = predictor(state, path, cfg, "cpu")
+    data = trained_config(state, path, cfg).data
+    features = schemas_for(data.name)[2]
+    example = torch.zeros(2, len(features), dtype=torch.float32)
+    batch = torch.export.Dim("batch", min=1)
+    with torch.no_grad():
+        program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+    metadata = {
+        "checkpoint": str(path),
+        "data": {"name": data.name, "task": data.task, "target": data.target},
+        "input": {"dtype": "float32", "shape": ["n", len(features)], "columns": features},
+        "output": checkpoint_task(state, path).answers_spec(),
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.stem}.partial.pt2")  # torch wants the .pt2 suffix
+    torch.export.save(program, partial, extra_files={EXPORT_METADATA: json.dumps(metadata)})
+    partial.replace(output)
+    return output
+
+
+def load_exported(path: str | Path) -> tuple[Any, dict[str, Any]]:
+    """``(program, metadata)``: call ``program.module()(rows)`` on float32 raw rows."""
+    extra = {EXPORT_METADATA: ""}
+    program = torch.export.load(Path(path), extra_files=extra)
+    return program, json.loads(extra[EXPORT_METADATA])
