@@ -222,6 +222,12 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/training/resume.py",
         "tests/test_training_guards.py",
     }
+    # the loop's parts, called by name from trainer.py
+    files |= {
+        f"{pkg}/training/{name}.py"
+        for name in ("checkpointer", "plan", "profiler", "splits", "validator", "window")
+    }
+    files.add("tests/test_trainer_parts.py")
     # tuning
     search = {
         "image_classification": "digits_cnn",

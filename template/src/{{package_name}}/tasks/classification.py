@@ -7,8 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.special import log_softmax, logsumexp, softmax
-from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics import Metric, MetricCollection
 
 from .base import Task
 
@@ -19,8 +18,34 @@ def metric_collection(num_classes: int, prefix: str = "") -> MetricCollection:
     ``evaluation/metrics.py`` computes its accuracy with this too (from predicted classes or
     probabilities), so that the two agree by construction.
     """
-    accuracy = MulticlassAccuracy(num_classes=num_classes, average="micro")
-    return MetricCollection({"accuracy": accuracy}, prefix=prefix)
+    return MetricCollection({"accuracy": Accuracy()}, prefix=prefix)
+
+
+class Accuracy(Metric):
+    """The share of rows whose class is predicted right, as an exact float64 ratio.
+
+    torchmetrics' ``MulticlassAccuracy`` divides in float32 (0.6 comes out as 0.6000000238), and
+    metrics.json reports what predict's output files give to the last digit. ``update`` takes
+    class probabilities or scores ``(n, classes)`` (the most probable class counts) or
+    predicted classes ``(n,)``.
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("correct", torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
+        self.add_state("total", torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
+
+    def update(self, answers: torch.Tensor, targets: torch.Tensor) -> None:
+        predicted = answers.argmax(dim=1) if answers.dim() > 1 else answers
+        self.correct += (predicted == targets).sum()
+        self.total += targets.numel()
+
+    def compute(self) -> torch.Tensor:
+        return self.correct.double() / self.total.clamp(min=1).double()
 
 
 class Classification(Task):

@@ -102,12 +102,47 @@ def gather_objects(obj: Any) -> list[Any]:
     return out
 
 
+class Agreement:
+    """Whether a flag is up on any rank, agreed by every rank at the same step, without waiting.
+
+    One process reads its own flag. Several start, at every step, an all-reduce of their flags
+    in the background on a CPU (gloo) group, and read the previous step's result: a step late,
+    but with no device-to-host transfer and no wait for the slowest rank. Every rank calls
+    ``poll`` once per step, so every rank sees the same answer at the same step.
+    """
+
+    def __init__(self) -> None:
+        self._group = dist.new_group(backend="gloo") if _active() else None
+        self._pending: tuple[Any, torch.Tensor] | None = None
+
+    def poll(self, flag: bool) -> bool:
+        """True on every rank once ``flag`` was up on a rank at the previous call (or now,
+        in a world of one)."""
+        if self._group is None:
+            return flag
+        agreed = False
+        if self._pending is not None:
+            work, value = self._pending
+            work.wait()  # long done: it was started a whole step ago
+            agreed = bool(value.item() > 0)
+        value = torch.tensor([1.0 if flag else 0.0])
+        work = dist.all_reduce(value, op=dist.ReduceOp.MAX, group=self._group, async_op=True)
+        self._pending = (work, value)
+        return agreed
+
+    def close(self) -> None:
+        """Wait for the reduction in flight (every rank started it), so none is left behind."""
+        if self._pending is not None:
+            self._pending[0].wait()
+            self._pending = None
+
+
 class StopFlag:
     """Set by SIGTERM, SIGUSR1 (preemption, ``scancel --signal``) or SIGINT (Ctrl-C); read at
     step boundaries.
 
     The handler only records the signal. The trainer agrees on the flag across ranks with
-    ``any_rank`` so that every rank saves a checkpoint at the same step, then exits.
+    ``Agreement`` so that every rank saves a checkpoint at the same step, then exits.
 
     A second Ctrl-C stops at once, as command-line tools do: it raises ``KeyboardInterrupt``
     wherever the process is, without saving (checkpoints are written atomically, so the files

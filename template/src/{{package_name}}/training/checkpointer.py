@@ -1,0 +1,171 @@
+"""The checkpointer: resuming a run, when to save, what a checkpoint holds, and the best one.
+
+The loop asks it (``resume()``, ``due(...)``, ``save(...)``, ``save_best(...)``) instead of
+holding its policy. The file format and the files (``step-N.pt``, ``last.pt``, ``best.pt``, the
+newest ``checkpoint.keep_last`` step files kept) are ``checkpoint.py``'s; the divergence guard
+(``divergence.py``) checks the loss and the weights before every write, so no file ever holds
+NaN weights.
+"""
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from ..errors import CheckpointError
+from ..tasks import Task
+from ..tracking.run_info import flatten, mask_config
+from . import checkpoint, distributed, divergence, resume
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainerState:
+    """Where the run stands; saved in every checkpoint as ``trainer_state``."""
+
+    global_step: int = 0  # optimizer steps taken
+    epoch: int = 0  # the epoch in progress
+    batch_in_epoch: int = 0  # micro-batches of that epoch already consumed
+    best_metric: float | None = None
+    best_step: int | None = None
+    bad_validations: int = 0  # validations since the last improvement (early stopping)
+    stopped_early: bool = False
+    run_id: str | None = None  # the tracking run, continued on resume
+
+
+class Checkpointer:
+    """The checkpoints of one run, in ``<output_dir>/checkpoints``; every rank holds one."""
+
+    def __init__(
+        self,
+        cfg: DictConfig,
+        ctx: distributed.Context,
+        output_dir: Path,
+        *,
+        enabled: bool,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        scaler: Any,
+        task: Task,
+        feature_scale: dict[str, Any] | None,
+    ) -> None:
+        self.cfg, self.ctx, self.enabled = cfg, ctx, enabled
+        self.folder = output_dir / "checkpoints"
+        self.every = int(cfg.checkpoint.every_n_steps or 0)
+        self.model, self.optimizer, self.scheduler, self.scaler = (
+            model,
+            optimizer,
+            scheduler,
+            scaler,
+        )
+        self.task, self.feature_scale = task, feature_scale
+        self.guard = divergence.Guard(self.folder, ctx)  # NaN checks; sets aside what diverged
+
+    # ---- resume -------------------------------------------------------------------------------
+
+    def resume(self, *logs: Any) -> TrainerState | None:
+        """Load the checkpoint ``ckpt_path`` names, with this rank's random states, and what
+        ``logs`` (the loss window, the validator) kept in it; returns where the run stood.
+
+        None: a new run (no ``ckpt_path``, or ``last`` with nothing saved yet).
+        """
+        resumed = checkpoint.resolve(self.cfg.ckpt_path, self.folder)
+        if resumed is None:
+            return None
+        saved, path = resumed
+        world_size = saved.get("world_size", 1)
+        if world_size != self.ctx.world_size:
+            raise CheckpointError(
+                f"{path} was written by a run of {world_size} process(es), this run has "
+                f"{self.ctx.world_size}: the data order and the per-rank random states would "
+                "differ, so the resume would not be exact. Resume with the same number of "
+                "processes, or start a new run (ckpt_path=null) and load the weights yourself."
+            )
+        self._load_state(saved, path)
+        checkpoint.set_rng_state(saved["rng"][self.ctx.rank])
+        if "train_log" in saved:  # checkpoints of an older version have none
+            for part in logs:
+                part.load_state_dict(saved["train_log"])
+        state = TrainerState(**saved["trainer_state"])
+        log.info("resumed from %s at step %d (epoch %d)", path, state.global_step, state.epoch)
+        return state
+
+    def _load_state(self, saved: dict[str, Any], path: Path) -> None:
+        """Load the states, after comparing the checkpoint's config with this one (resume.py)."""
+        current = OmegaConf.to_container(self.cfg, resolve=True)
+        applied = resume.check(saved.get("config"), current, path)  # type: ignore[arg-type]
+        try:
+            self.model.load_state_dict(saved["model"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.scheduler.load_state_dict(saved["scheduler"])
+            if saved.get("scaler") and self.scaler.is_enabled():
+                self.scaler.load_state_dict(saved["scaler"])
+        except (RuntimeError, ValueError, KeyError) as error:
+            first = str(error).strip().splitlines()[0]
+            raise CheckpointError(
+                f"{path} does not fit this run's model or optimizer ({first}). Resume with the "
+                "config it was trained with, or start a new run (ckpt_path=null)."
+            ) from None
+        lrs = [flatten(c).get("optimizer.lr") for c in (saved.get("config") or {}, current)]
+        if all(isinstance(lr, (int, float)) and lr > 0 for lr in lrs) and lrs[0] != lrs[1]:
+            resume.apply_lr(self.optimizer, self.scheduler, *lrs)
+        for line in applied:
+            log.warning(line)
+
+    # ---- saving -------------------------------------------------------------------------------
+
+    def due(self, step: int, epoch_ends: bool, finished: bool, signalled: bool) -> bool:
+        """Save after ``step``? Every ``checkpoint.every_n_steps``, at epoch ends, at the end
+        and on a signal."""
+        periodic = bool(self.every) and step % self.every == 0
+        return self.enabled and (periodic or epoch_ends or finished or signalled)
+
+    def save(self, state: TrainerState, window: Any, validator: Any) -> Path | None:
+        """``step-N.pt`` and ``last.pt`` (a collective); the path on rank 0, else None."""
+        path = self._write(state, window, validator, best=False)
+        self.guard.saved(path)  # proven by the checks that follow
+        return path
+
+    def save_best(self, state: TrainerState, window: Any, validator: Any) -> None:
+        """``best.pt``, after a validation that improved the monitored metric."""
+        if self.enabled:
+            self._write(state, window, validator, best=True)
+
+    def _write(self, state: TrainerState, window: Any, validator: Any, best: bool) -> Path | None:
+        self.guard.check(window.loss, self.model, self.optimizer, state.global_step)  # no NaN
+        snap = self.snapshot(state, window, validator)
+        path = None
+        if self.ctx.is_main:
+            if best:
+                path = checkpoint.save_best(snap, self.folder)
+            else:
+                keep = self.cfg.checkpoint.keep_last
+                path = checkpoint.save(snap, self.folder, state.global_step, keep)
+        distributed.barrier()
+        return path
+
+    def snapshot(self, state: TrainerState, window: Any, validator: Any) -> dict[str, Any]:
+        """The checkpoint of this moment (a collective: every rank calls it)."""
+        return {
+            "format_version": checkpoint.FORMAT_VERSION,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "trainer_state": asdict(state),
+            "rng": distributed.gather_objects(checkpoint.rng_state()),
+            "config": mask_config(OmegaConf.to_container(self.cfg, resolve=True)),  # no secrets
+            "world_size": self.ctx.world_size,
+            "target_scale": None,  # what the task learnt from the data (regression: its scale)
+            **self.task.state_dict(),
+            "feature_scale": self.feature_scale,
+            # What metrics.json and the next log need: a resumed run reports what the whole
+            # run would have (the loss window spans the interruption).
+            "train_log": {**window.state_dict(), **validator.state_dict()},
+        }

@@ -1,0 +1,90 @@
+"""The splits of a run as the loop reads them: the plan, the samplers and the loaders.
+
+The training split is read first, since the plan (``plan.py``) needs its size; overfitting
+validates on the training split itself. Every rank reads its own slice of each global training
+batch and its own shard of the validation and test splits (``sampling.py``).
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+from torch.utils.data import TensorDataset
+
+from ..data.checks import read_stats
+from ..data.datasets import load_split
+from ..tasks import Task
+from . import distributed, loading
+from .plan import Plan, plan
+from .sampling import EpochBatchSampler, ShardBatchSampler
+
+
+@dataclass
+class Splits:
+    """What the loop reads, and the plan made from the training split's size."""
+
+    plan: Plan
+    train_set: TensorDataset
+    val_set: TensorDataset
+    train_sampler: EpochBatchSampler
+    train: Any  # the training batches (loading.batches)
+    val: Any  # this rank's shard of the validation split
+    # prepare's feature scaling travels with the weights: predict applies the scaling the model
+    # was trained with, even after the data has been prepared again.
+    feature_scale: dict[str, Any] | None
+
+
+def splits(cfg: DictConfig, task: Task, ctx: distributed.Context) -> Splits:
+    """Read the training and validation splits of ``cfg.data``; plan the run."""
+    processed, workers = cfg.paths.processed_dir, int(cfg.data.num_workers)
+    train_set = load_split(cfg.data, processed, "train", task.targets)
+    run = plan(cfg.trainer, cfg.data.batch_size, len(train_set), ctx.world_size)
+    val_set = (
+        train_set if run.val_on_train else load_split(cfg.data, processed, "val", task.targets)
+    )
+    sampler = EpochBatchSampler(
+        len(train_set),
+        run.batch_size,
+        seed=cfg.seed,
+        shuffle=run.shuffle,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        max_batches=run.train_batches,
+    )
+    stats = Path(processed) / "stats.json"
+    return Splits(
+        plan=run,
+        train_set=train_set,
+        val_set=val_set,
+        train_sampler=sampler,
+        train=loading.batches(train_set, sampler, workers, ctx.device, cfg.seed),
+        val=shards(val_set, cfg, run, ctx, run.val_rows),
+        feature_scale=read_stats(stats) if stats.is_file() else None,  # unreadable: exit 5
+    )
+
+
+def load_shards(
+    cfg: DictConfig, task: Task, run: Plan, ctx: distributed.Context, split: str = "test"
+) -> Any:
+    """This rank's shard of ``split`` (the test split)."""
+    dataset = load_split(cfg.data, cfg.paths.processed_dir, split, task.targets)
+    return shards(dataset, cfg, run, ctx)
+
+
+def shards(
+    dataset: TensorDataset,
+    cfg: DictConfig,
+    run: Plan,
+    ctx: distributed.Context,
+    rows: int | None = None,
+) -> Any:
+    """This rank's shard of ``dataset`` (of its first ``rows``), ``run.val_batches`` batches."""
+    sampler = ShardBatchSampler(
+        len(dataset) if rows is None else rows,
+        run.batch_size,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        max_batches=run.val_batches,
+    )
+    return loading.batches(dataset, sampler, int(cfg.data.num_workers), ctx.device, cfg.seed)
