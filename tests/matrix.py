@@ -198,6 +198,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/training/checkpoint.py",
         f"{pkg}/training/distributed.py",
         f"{pkg}/training/health.py",
+        f"{pkg}/training/sample_grid.py",
         f"{pkg}/training/loading.py",
         f"{pkg}/training/precision.py",
         f"{pkg}/training/run_lock.py",

@@ -18,7 +18,7 @@ logs while still above ``plateau_min_progress`` of the way from the start) or di
 loss more than ``divergence_factor`` times its lowest value and above its first). After every
 validation it computes the generalisation gap (``val/generalisation_gap = val/loss -
 train/loss``, the latest training log), keeps the curves in ``<output_dir>/history.json`` and,
-for images in a tracked run, draws the predictions on a fixed validation batch.
+for images in a tracked run, draws the predictions on a fixed validation batch (``sample_grid.py``).
 
 Each problem is logged as a warning once when it appears (again only after it has cleared);
 ``HealthMonitor.warnings`` keeps them all. Metrics go to the tracker under ``health/``: the
@@ -29,9 +29,8 @@ Only rank 0 monitors; a non-sampled step costs the trainer one integer compariso
 import json
 import logging
 import math
-import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ from torch import nn
 
 from ..settings import health_settings
 from ..tracking.base import Logger, NullLogger
-from . import precision as amp
+from .sample_grid import SampleGrid
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +67,7 @@ class HealthMonitor:
         precision: str = "32",
         skips_nonfinite: bool = False,
         samples: tuple[torch.Tensor, torch.Tensor] | None = None,
+        decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         s = health_settings(settings)  # settings.Health's defaults filled in; checked as up front
         self.settings = s
@@ -98,17 +98,16 @@ class HealthMonitor:
         for row in self.history["train"]:  # a resumed run continues its trends
             if isinstance(row.get("train/loss"), float) and math.isfinite(row["train/loss"]):
                 self._track(row["step"], row["train/loss"])
-        # The fixed validation batch drawn after each validation: only where a tracker keeps it.
-        tracked = not isinstance(self.logger, NullLogger)
+        # The fixed validation batch drawn after validations: only where a tracker keeps it.
         k = int(s["sample_predictions"] or 0)
-        self.samples = samples if (tracked and samples is not None and k > 0) else None
-        if self.samples is not None:
-            self.samples = (self.samples[0][:k], self.samples[1][:k])
-        # A grid costs ~50 ms of drawing: after a validation at most every this many seconds
-        # (live progress on long runs, no cost that matters on short ones), and at the end.
-        self._grid_every = float(s["sample_predictions_every_s"])
-        self._grid_time: float | None = None  # when the last grid was drawn
-        self._grid_step: int | None = None  # and at which step
+        tracked = not isinstance(self.logger, NullLogger) and self.output_dir is not None
+        self.grid = None
+        if self.active and tracked and samples is not None and decode is not None and k > 0:
+            assert self.output_dir is not None
+            self.grid = SampleGrid(
+                model, (samples[0][:k], samples[1][:k]), decode, self.logger, self.output_dir,
+                precision=precision, every_s=float(s["sample_predictions_every_s"]),
+            )  # fmt: skip
         monitors = self.active and bool(s["enabled"])
         self.next_step = self._following(start_step) if monitors else -1
 
@@ -236,9 +235,8 @@ class HealthMonitor:
             return gap
         self.history["val"].append({"step": step, **val_metrics, **gap})
         self.write_history()
-        due = self._grid_time is None or time.monotonic() - self._grid_time >= self._grid_every
-        if self.samples is not None and due:
-            self._draw_samples(step)
+        if self.grid is not None:
+            self.grid.after_validation(step)
         return gap
 
     def finish(self, step: int | None = None) -> None:
@@ -246,8 +244,8 @@ class HealthMonitor:
         if not self.active:
             return
         self.write_history()
-        if self.samples is not None and step is not None and self._grid_step != step:
-            self._draw_samples(step)
+        if self.grid is not None and step is not None:
+            self.grid.finish(step)
         if self.warnings:
             log.warning(
                 "training health: %d warning(s) in this run, the first at step %d: %s",
@@ -355,32 +353,6 @@ class HealthMonitor:
         if self.per_layer:
             out |= {f"health/{name}/{layer}": value for layer, value in values.items()}
         return {k: v for k, v in out.items() if math.isfinite(v)}
-
-    def _draw_samples(self, step: int) -> None:
-        """Predictions on the fixed validation batch: ``predictions/step-N.png`` in the run."""
-        from ..tracking.progress import prediction_grid
-
-        assert self.samples is not None and self.output_dir is not None
-        images, labels = self.samples
-        device = next(self.model.parameters()).device
-        was_training = self.model.training
-        self.model.eval()
-        with torch.no_grad(), amp.autocast(self.precision, device):
-            probs = torch.softmax(self.model.forward(images.to(device)).float(), dim=1).cpu()
-        self.model.train(was_training)
-        confidence, predicted = probs.max(dim=1)
-        path = self.output_dir / "predictions" / f"step-{step:06d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        prediction_grid(
-            images.float().mean(dim=1).numpy(),
-            labels.tolist(),
-            predicted.tolist(),
-            confidence.tolist(),
-            path,
-            f"Validation predictions at step {step}",
-        )
-        self.logger.log_artifact(path, "predictions")
-        self._grid_time, self._grid_step = time.monotonic(), step
 
 
 def _layers(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
