@@ -44,7 +44,7 @@ from .checks import (
     write_report,
 )
 from .schemas import SPLITS, is_classification, schemas_for
-from .version import PROCESSED_FILES, bytes_md5, digest, file_md5s
+from .version import PROCESSED_FILES, bytes_md5, digest, file_md5s, record_path, schema_digest
 
 #: Within-split repeated rows above this share fail validation (``data.max_duplicate_share``).
 DEFAULT_MAX_DUPLICATE_SHARE = 0.01
@@ -168,12 +168,6 @@ def validate(cfg: DictConfig) -> list[Failure]:
     return inspect(cfg).failures
 
 
-def record_path(processed_dir: str | Path) -> Path:
-    """Where validate records its verdict: beside the data, ``data/processed.validation.json``."""
-    processed_dir = Path(processed_dir)
-    return processed_dir.with_name(f"{processed_dir.name}.validation.json")
-
-
 def checked_settings(cfg: DictConfig) -> dict:
     """The settings the checks ran with: a record made with looser ones does not count."""
     data = cfg.data
@@ -197,10 +191,13 @@ def check_and_record(cfg: DictConfig) -> Validation:
     md5 = digest(result.files)
     checked = {"dataset": cfg.data.name, "splits": list(SPLITS), "md5": md5, "files": result.files}
     write_report(report, result.failures, checked, result.warnings)
+    _, schema, features = schemas_for(cfg.data.name)
     record = {
         "passed": not result.failures,
         "md5": md5,
         "files": result.files,
+        # The schema the splits were checked under: loading a split it vouches for skips the check.
+        "schema": schema_digest(schema, ["id", *features, cfg.data.target]),
         "settings": checked_settings(cfg),
         "failed_checks": [_summary(f) for f in result.failures],
         "report": str(report),

@@ -6,11 +6,16 @@ the md5 that ``dvc repro`` records for it in ``dvc.lock`` (a directory's md5 end
 The run records this digest, not ``dvc.lock``'s: data changed outside ``dvc repro`` (prepared
 again by hand, copied in, edited) would otherwise be recorded under the old version.
 ``dvc.lock``'s md5 is kept beside it, and a mismatch is flagged.
+
+The validation record (``validate``) is read here too: a split whose bytes a passing record holds,
+checked under the same schema, need not be checked again when it is loaded (``vouches_for``).
 """
 
 import hashlib
+import inspect
 import json
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -66,3 +71,43 @@ def data_version(
         "dvc_lock_md5": locked,
         "matches_dvc_lock": None if locked is None else locked == md5,
     }
+
+
+def record_path(processed_dir: str | Path) -> Path:
+    """Where validate records its verdict: beside the data, ``data/processed.validation.json``."""
+    processed_dir = Path(processed_dir)
+    return processed_dir.with_name(f"{processed_dir.name}.validation.json")
+
+
+def schema_digest(schema: type, columns: list[str]) -> str | None:
+    """An md5 of what a schema check depends on: the source files of the schema's classes (so
+    any edit to data/schemas.py counts), the columns required, and pandera's version. None
+    when a source cannot be read (then nothing is vouched for)."""
+    import pandera
+
+    parts = [json.dumps(columns), pandera.__version__]
+    try:
+        files = {
+            inspect.getsourcefile(cls)
+            for cls in schema.__mro__
+            if cls.__module__.split(".")[0] not in {"pandera", "builtins", "typing"}
+        }
+        parts += [Path(name).read_text(encoding="utf-8") for name in sorted(map(str, files))]
+    except (TypeError, OSError):
+        return None
+    return bytes_md5("\0".join(parts).encode("utf-8"))
+
+
+def vouches_for(processed_dir: str | Path, name: str, md5: str, schema_md5: str | None) -> bool:
+    """Whether a passing validation record holds file ``name`` with this md5, checked under the
+    schema whose digest is ``schema_md5``: its schema check would then pass again."""
+    if schema_md5 is None:
+        return False
+    try:
+        record: Any = json.loads(record_path(processed_dir).read_text(encoding="utf-8"))
+        files = record["files"]
+        return (
+            record["passed"] is True and files.get(name) == md5 and record["schema"] == schema_md5
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
