@@ -126,7 +126,6 @@ class Bench:
     def __init__(self, args: argparse.Namespace, project: Path, root: Path) -> None:
         import torch
         from my_dl_project.config import compose
-        from my_dl_project.data.datasets import load_split
         from my_dl_project.data.prepare import prepare
         from my_dl_project.data.validate import check_and_record
 
@@ -151,13 +150,23 @@ class Bench:
         ]
         self.cfg = compose([*self.overrides, f"trainer.log_every_n_steps={WINDOW}"])
         assert self.cfg.data.task != "tabular_regression", "the benchmark trains a classifier"
-        train = load_split(self.cfg.data, self.cfg.paths.processed_dir, "train")
-        self.inputs, self.targets = train.tensors
+        self.inputs, self.targets = self.split("train").tensors
         self.steps_per_epoch = len(self.inputs) // BATCH
         self.total_steps = args.epochs * self.steps_per_epoch
         self.dtype = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}[
             args.precision
         ]
+
+    def split(self, name: str):
+        """A split as the trainer loads it: read, hashed and checked by the project's loader."""
+        from my_dl_project.data.datasets import load_split
+
+        cfg = self.cfg
+        try:  # the task interface (tasks/) gives the loader its target encoding
+            from my_dl_project import tasks
+        except ImportError:
+            return load_split(cfg.data, cfg.paths.processed_dir, name)
+        return load_split(cfg.data, cfg.paths.processed_dir, name, tasks.for_data(cfg.data).targets)
 
     # ---- the three loops ------------------------------------------------------------------------
 
@@ -266,7 +275,6 @@ class Bench:
                 return None
         import torch
         import torch.nn.functional as F
-        from my_dl_project.data.datasets import load_split
         from torch.utils.data import DataLoader, TensorDataset
 
         bench = self
@@ -299,9 +307,7 @@ class Bench:
             """The splits, read and checked by the generated project's own loader."""
 
             def setup(self, stage: str) -> None:
-                cfg = bench.cfg
-                self.train = load_split(cfg.data, cfg.paths.processed_dir, "train")
-                self.val = load_split(cfg.data, cfg.paths.processed_dir, "val")
+                self.train, self.val = bench.split("train"), bench.split("val")
 
             def train_dataloader(self):
                 return loader(self.train, shuffle=True)
