@@ -11,6 +11,10 @@ DEMO_DIR ?= build/demo
 WORKERS ?= 2
 # A stamp file: the environment is rebuilt when its requirements change.
 STAMP := $(VENV)/.installed
+# The benchmarks' own environment: the generated project's dependencies plus Lightning, which the
+# trainer benchmark compares against and which the test environment must not hold.
+BENCH_VENV ?= .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
 
 .PHONY: help venv demo test test-fast lint format bench docs docs-serve clean
 
@@ -53,10 +57,16 @@ format: $(STAMP) ## Format the template's code
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP) ## Run the benchmarks (measurements, not tests)
-	$(BIN)/python benchmarks/render.py
-	$(BIN)/python benchmarks/validation.py
-	$(BIN)/python benchmarks/trainer.py
+$(BENCH_STAMP): pyproject.toml constraints.txt
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(BENCH_VENV)/bin/python -m pip install --quiet --constraint constraints.txt --group bench
+	touch $@
+
+bench: $(BENCH_STAMP) ## Run the benchmarks in .venv-bench (with Lightning; measurements, not tests)
+	$(BENCH_VENV)/bin/python benchmarks/render.py
+	$(BENCH_VENV)/bin/python benchmarks/validation.py
+	$(BENCH_VENV)/bin/python benchmarks/trainer.py
 
 docs: $(STAMP) ## Build the documentation site into build/site (mkdocs, --strict)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
@@ -66,4 +76,4 @@ docs-serve: $(STAMP) ## Serve the documentation at http://127.0.0.1:8000, rebuil
 
 clean: ## Remove build outputs and caches (keeps .venv)
 	rm -rf build .pytest_cache .ruff_cache
-	find . -name __pycache__ -type d -prune -not -path "./$(VENV)/*" -exec rm -rf {} +
+	find . -name __pycache__ -type d -prune -not -path "./$(VENV)/*" -not -path "./$(BENCH_VENV)/*" -exec rm -rf {} +

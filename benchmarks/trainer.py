@@ -12,10 +12,16 @@ precision and batch size, interleaved and repeated, in one process:
 - trainer, whole fit: ``fit`` from start to end, including loading and checking the data,
   per-epoch validation (one batch) and checkpoints, divided by its number of steps;
 - Lightning, where it is installed: a LightningModule around the same model, the usual
-  DataLoader(TensorDataset) and the same optimizer, schedule (per step) and clipping, no logger,
-  checkpoints or progress bar; timed over the same windows by a callback.
+  DataLoader(TensorDataset) and the same optimizer, schedule (per step) and clipping, no logger or
+  progress bar; timed over the same windows by a callback. Its whole fit does the trainer's work:
+  the same splits loaded by the same function (read, hashed, checked), one validation batch and a
+  checkpoint every epoch (``ModelCheckpoint``: the best and the last); "training only" is the
+  same fit without them (the data already in memory, no validation, no checkpoints).
 
-Medians over all windows of all repeats, so that a busy machine skews every column alike.
+Steady-state windows are whole windows inside one epoch, in every loop: each loop's window ends
+at a log point (every 5 steps, and at the end of an epoch, as the trainer logs), and windows of
+fewer steps (those that start an epoch, after its validation and checkpoint) are left out. Medians
+over all windows of all repeats, so that a busy machine skews every column alike.
 
 Then, on CPU with MLflow installed, the per-step cost of ``logger=mlflow`` against
 ``logger=none`` (goal: under 2%), and the start-up of ``python -m <package>.train
@@ -36,6 +42,7 @@ import sys
 import tempfile
 import time
 import warnings
+from itertools import chain
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +62,18 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (CPU)")
+    parser.add_argument(
+        "--clock",
+        default="wall",
+        choices=["wall", "cpu"],
+        help="cpu: the process's CPU time, for a busy machine (with --threads 1; no disk waits)",
+    )
     parser.add_argument("--skip-lightning", action="store_true")
+    parser.add_argument(
+        "--lightning-training-only",
+        action="store_true",
+        help="also time Lightning without loading the data, validation or checkpoints",
+    )
     parser.add_argument("--skip-tracking", action="store_true")
     parser.add_argument("--skip-startup", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -72,7 +90,10 @@ def render(destination: Path) -> Path:
 
 
 def main() -> None:
+    global clock
     args = arguments()
+    if args.clock == "cpu":
+        clock = time.process_time
     with tempfile.TemporaryDirectory() as tmp:
         project = args.project.resolve() if args.project else render(Path(tmp) / "project")
         sys.path.insert(0, str(project / "src"))
@@ -85,11 +106,47 @@ def main() -> None:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 
 
+# The clock of every figure: wall time, or with --clock cpu the process's CPU time (robust to
+# other processes on a shared machine; use it with --threads 1; it leaves out waiting for the
+# disk, such as the checkpoints' fsync).
+clock = time.perf_counter
+
+
+class Windows:
+    """Per-step seconds over whole windows of WINDOW steps inside one epoch.
+
+    A window ends at a log point, as the trainer's do: every WINDOW steps and at the end of an
+    epoch, with a ``loss.item()`` (the trainer reads the loss there too). Left out: a window of
+    fewer steps (the first of an epoch when the epoch is not a multiple of WINDOW; in the trainer
+    it also holds the previous epoch's validation and checkpoint) and the first window of a fit
+    (the trainer's includes its set-up: its windows are timed between its log calls).
+    """
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self.done = 0  # steps in all
+        self.steps = 0  # steps in the window in progress
+        self.start = clock()
+
+    def step(self, loss, epoch_ends: bool) -> None:
+        self.done += 1
+        self.steps += 1
+        if self.done % WINDOW == 0 or epoch_ends:
+            loss.item()
+            self.end(self.done)
+
+    def end(self, step: int) -> None:
+        """A log point after ``step`` steps in all."""
+        now = clock()
+        if self.steps == WINDOW and step > WINDOW:
+            self.seconds.append((now - self.start) / WINDOW)
+        self.steps, self.start = 0, now
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace, project: Path, root: Path) -> None:
         import torch
         from my_dl_project.config import compose
-        from my_dl_project.data.datasets import load_split
         from my_dl_project.data.prepare import prepare
         from my_dl_project.data.validate import check_and_record
 
@@ -114,13 +171,23 @@ class Bench:
         ]
         self.cfg = compose([*self.overrides, f"trainer.log_every_n_steps={WINDOW}"])
         assert self.cfg.data.task != "tabular_regression", "the benchmark trains a classifier"
-        train = load_split(self.cfg.data, self.cfg.paths.processed_dir, "train")
-        self.inputs, self.targets = train.tensors
+        self.inputs, self.targets = self.split("train").tensors
         self.steps_per_epoch = len(self.inputs) // BATCH
         self.total_steps = args.epochs * self.steps_per_epoch
         self.dtype = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}[
             args.precision
         ]
+
+    def split(self, name: str):
+        """A split as the trainer loads it: read, hashed and checked by the project's loader."""
+        from my_dl_project.data.datasets import load_split
+
+        cfg = self.cfg
+        try:  # the task interface (tasks/) gives the loader its target encoding
+            from my_dl_project import tasks
+        except ImportError:
+            return load_split(cfg.data, cfg.paths.processed_dir, name)
+        return load_split(cfg.data, cfg.paths.processed_dir, name, tasks.for_data(cfg.data).targets)
 
     # ---- the three loops ------------------------------------------------------------------------
 
@@ -161,8 +228,7 @@ class Bench:
         inputs, targets = self.inputs.to(self.device), self.targets.to(self.device)
         clip = self.cfg.trainer.gradient_clip_val
         model.train()
-        windows, done = [], 0
-        start = time.perf_counter()
+        windows = Windows()
         for epoch in range(self.args.epochs):
             order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(epoch))
             for step in range(self.steps_per_epoch):
@@ -180,24 +246,20 @@ class Bench:
                 scaler.update()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-                done += 1
-                if done % WINDOW == 0:
-                    loss.item()  # the trainer reads the loss at its log points too
-                    windows.append((time.perf_counter() - start) / WINDOW)
-                    start = time.perf_counter()
-        return windows
+                windows.step(loss, step + 1 == self.steps_per_epoch)
+        return windows.seconds
 
     def trainer(self, logger=None, cfg=None) -> tuple[list[float], float]:
-        """The trainer's own per-step times between log points, and its whole fit per step."""
+        """The trainer's per-step times between its log calls, and its whole fit per step."""
         from my_dl_project.training.trainer import fit
 
         logger = logger or self.throughput_logger()()
         with tempfile.TemporaryDirectory() as out:
-            start = time.perf_counter()
+            start = clock()
             metrics = fit(cfg or self.cfg, out, logger)
-            wall = (time.perf_counter() - start) / metrics["step"]
+            wall = (clock() - start) / metrics["step"]
         logger.finish()
-        return [BATCH / rate for rate in logger.samples_per_sec], wall
+        return logger.windows.seconds, wall
 
     def throughput_logger(self, base=None):
         from my_dl_project.tracking.base import NullLogger
@@ -205,20 +267,28 @@ class Bench:
         base = base or NullLogger
 
         class Throughput(base):
-            """A logger that also keeps the trainer's throughput figures of whole windows."""
+            """A logger that times the trainer's windows between its training-loss logs (at
+            every log_every_n_steps-th step and at each epoch's end, after a ``.item()``): the
+            whole of each step, not only what the trainer's own throughput figure counts."""
 
             def __init__(self, *args, **kwargs) -> None:
                 super().__init__(*args, **kwargs)
-                self.samples_per_sec: list[float] = []
+                self.windows = Windows()
+                self.logged = 0  # the step of the previous training log
 
             def log_metrics(self, metrics, step) -> None:
                 super().log_metrics(metrics, step)
-                if "train/samples_per_sec" in metrics and step % WINDOW == 0:
-                    self.samples_per_sec.append(metrics["train/samples_per_sec"])
+                if "train/loss" in metrics and step > self.logged:
+                    self.windows.steps = step - self.logged
+                    self.windows.end(step)
+                    self.logged = step
 
         return Throughput
 
-    def lightning_loop(self) -> tuple[list[float], float] | None:
+    def lightning_loop(self, training_only: bool = False) -> tuple[list[float], float] | None:
+        """Lightning's per-step times over whole windows, and its whole fit per step: with the
+        trainer's work (load the splits, validate one batch and checkpoint every epoch) unless
+        ``training_only``."""
         try:
             import lightning as L
         except ImportError:
@@ -243,6 +313,12 @@ class Bench:
                     x = x.contiguous(memory_format=torch.channels_last)
                 return F.cross_entropy(self.model(x).float(), y)
 
+            def validation_step(self, batch, _index):
+                x, y = batch
+                output = self.model(x).float()
+                self.log("val_loss", F.cross_entropy(output, y))
+                self.log("val_accuracy", (output.argmax(dim=1) == y).float().mean())
+
             def configure_optimizers(self):
                 optimizer, scheduler = bench.optimizer(self.model)
                 return {
@@ -250,47 +326,74 @@ class Bench:
                     "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
                 }
 
+        class Data(L.LightningDataModule):
+            """The splits, read and checked by the generated project's own loader."""
+
+            def setup(self, stage: str) -> None:
+                self.train, self.val = bench.split("train"), bench.split("val")
+
+            def train_dataloader(self):
+                return loader(self.train, shuffle=True)
+
+            def val_dataloader(self):
+                return loader(self.val, shuffle=False)
+
+        def loader(dataset, shuffle: bool) -> DataLoader:
+            return DataLoader(
+                dataset,
+                batch_size=BATCH,
+                shuffle=shuffle,
+                drop_last=shuffle,
+                pin_memory=self.device.type == "cuda",
+            )
+
         class Timer(L.Callback):
             def __init__(self) -> None:
-                self.windows: list[float] = []
-                self.done = 0
-                self.start = time.perf_counter()
+                self.windows = Windows()
+
+            def on_train_start(self, trainer, module) -> None:
+                self.windows.start = clock()  # the loops' windows start there too
 
             def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-                self.done += 1
-                if self.done % WINDOW == 0:
-                    outputs["loss"].item()
-                    self.windows.append((time.perf_counter() - self.start) / WINDOW)
-                    self.start = time.perf_counter()
+                self.windows.step(outputs["loss"], batch_idx + 1 == trainer.num_training_batches)
 
         torch.manual_seed(0)
-        loader = DataLoader(
-            TensorDataset(self.inputs, self.targets),
-            batch_size=BATCH,
-            shuffle=True,
-            drop_last=True,
-            pin_memory=self.device.type == "cuda",
-        )
         timer = Timer()
-        trainer = L.Trainer(
-            max_epochs=self.args.epochs,
-            accelerator="gpu" if self.device.type == "cuda" else "cpu",
-            devices=1,
-            precision="32-true" if self.args.precision == "32" else self.args.precision,
-            gradient_clip_val=self.cfg.trainer.gradient_clip_val,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            limit_val_batches=0,
-            callbacks=[timer],
-        )
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "the dataloader does not have many workers" etc.
-            trainer.fit(Module(), loader)
-        return timer.windows, (time.perf_counter() - start) / trainer.global_step
+        with tempfile.TemporaryDirectory() as out:
+            start = clock()
+            trainer = L.Trainer(
+                max_epochs=self.args.epochs,
+                accelerator="gpu" if self.device.type == "cuda" else "cpu",
+                devices=1,
+                precision="32-true" if self.args.precision == "32" else self.args.precision,
+                gradient_clip_val=self.cfg.trainer.gradient_clip_val,
+                logger=False,
+                enable_checkpointing=not training_only,
+                callbacks=[timer]
+                + (
+                    []
+                    if training_only
+                    else [
+                        L.pytorch.callbacks.ModelCheckpoint(
+                            dirpath=out, monitor="val_loss", mode="min", save_last=True
+                        )
+                    ]
+                ),
+                default_root_dir=out,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                num_sanity_val_steps=0,
+                limit_val_batches=0 if training_only else 1,
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "the dataloader does not have many workers" etc.
+                if training_only:  # the data already in memory, as the first benchmark had it
+                    data = TensorDataset(self.inputs, self.targets)
+                    trainer.fit(Module(), loader(data, shuffle=True))
+                else:
+                    trainer.fit(Module(), datamodule=Data())
+            seconds = clock() - start
+        return timer.windows.seconds, seconds / trainer.global_step
 
     # ---- the report ---------------------------------------------------------------------------
 
@@ -301,17 +404,22 @@ class Bench:
         lightning = None if args.skip_lightning else self.lightning_loop()  # also a warm-up
         self.raw_loop()  # warm-ups: first-call allocations, kernel selection, compilation
         self.trainer()
-        raw, steady, wall, light, light_wall = [], [], [], [], []
+        bare = lightning is not None and args.lightning_training_only
+        # One list per run (its windows, or its whole fit): the runs are interleaved, so a run's
+        # figures compare with the raw loop's of the same run (the spread below).
+        raw, steady, wall, light, light_wall, bare_wall = [], [], [], [], [], []
         for _ in range(args.repeats):
-            raw += self.raw_loop()
+            raw.append(self.raw_loop())
             windows, seconds = self.trainer()
-            steady += windows
-            wall.append(seconds)
+            steady.append(windows)
+            wall.append([seconds])
             if lightning is not None:
                 windows, seconds = self.lightning_loop()
-                light += windows
-                light_wall.append(seconds)
-        raw_us = statistics.median(raw) * 1e6
+                light.append(windows)
+                light_wall.append([seconds])
+            if bare:
+                bare_wall.append([self.lightning_loop(training_only=True)[1]])
+        raw_us = statistics.median(list(chain(*raw))) * 1e6
         where = (
             torch.cuda.get_device_name()
             if self.device.type == "cuda"
@@ -321,21 +429,33 @@ class Bench:
         flags += ["torch.compile"] * args.compile + ["channels_last"] * args.channels_last
         print(
             f"SmallCNN on digits, batch {BATCH}, {args.epochs} epochs x {self.steps_per_epoch} "
-            f"steps, {where}, {', '.join(flags)}, {args.repeats} runs each (torch "
-            f"{torch.__version__}):"
+            f"steps, {where}, {', '.join(flags)}, {args.clock} clock, {args.repeats} runs each "
+            f"(torch {torch.__version__}):"
         )
         print(f"  {'raw PyTorch loop':28s} {raw_us:8.0f} us/step")
         rows = [("trainer, steady state", steady), ("trainer, whole fit", wall)]
         if lightning is not None:
             rows += [("Lightning, steady state", light), ("Lightning, whole fit", light_wall)]
+        if bare:
+            rows += [("Lightning, training only", bare_wall)]
         results = {"device": where, "flags": flags, "raw_us": raw_us}
-        for label, values in rows:
-            us = statistics.median(values) * 1e6
-            print(f"  {label:28s} {us:8.0f} us/step   {raw_us / us:.3f} of raw")
-            results[label] = {"us_per_step": us, "of_raw": raw_us / us}
+        for label, runs in rows:
+            us = statistics.median(list(chain(*runs))) * 1e6
+            # Each run against the raw loop's run beside it: the spread of the ratio.
+            paired = [
+                statistics.median(r) / statistics.median(x) for r, x in zip(raw, runs, strict=True)
+            ]
+            print(
+                f"  {label:28s} {us:8.0f} us/step   {raw_us / us:.3f} of raw "
+                f"(runs: {min(paired):.3f} - {max(paired):.3f})"
+            )
+            results[label] = {"us_per_step": us, "of_raw": raw_us / us, "runs": paired}
         if lightning is None and not args.skip_lightning:
             print("  (Lightning is not installed here: no Lightning column)")
-        print("    (whole fits include set-up, and validation and checkpoints every epoch)")
+        print(
+            "    (whole fits include set-up, loading and checking the data, and validation and "
+            "checkpoints every epoch; steady states: whole 5-step windows inside an epoch)"
+        )
         if not args.skip_tracking and self.device.type == "cpu":
             results["tracking"] = self.tracking()
         if not args.skip_startup:

@@ -4,6 +4,7 @@ Every check returns ``Failure`` rows instead of raising, so one run reports ever
 once; the entry points decide what to do with them.
 """
 
+import io
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -37,14 +38,15 @@ def rebuild_hint() -> str:
     )
 
 
-def read_processed(path: str | Path) -> pd.DataFrame:
-    """A processed split, or a ``DataValidationError`` naming the file and how to rebuild it.
+def read_processed(path: str | Path, content: bytes | None = None) -> pd.DataFrame:
+    """A processed split (parsed from ``content``, the file's bytes, when given), or a
+    ``DataValidationError`` naming the file and how to rebuild it.
 
     pyarrow raises several types (``ArrowInvalid``, ``OSError``) for a file that is empty,
     truncated or not Parquet; every command that reads the splits reports it the same way.
     """
     try:
-        return pd.read_parquet(path)
+        return pd.read_parquet(io.BytesIO(content) if content is not None else path)
     except FileNotFoundError:
         raise
     except Exception as error:

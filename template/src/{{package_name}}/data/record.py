@@ -10,6 +10,7 @@ never validated. Here, not in ``validate.py``, because commands never import eac
 
 import json
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -96,3 +97,18 @@ def require_validated(cfg: DictConfig) -> str:
             f"and run {command} (report: {record.get('report', 'reports/validation.json')})."
         )
     return md5
+
+
+def vouches_for(processed_dir: str | Path, name: str, md5: str, schema_md5: str | None) -> bool:
+    """Whether a passing validation record holds file ``name`` with this md5, checked under the
+    schema whose digest is ``schema_md5``: its schema check would then pass again."""
+    if schema_md5 is None:
+        return False
+    try:
+        record: Any = json.loads(record_path(processed_dir).read_text(encoding="utf-8"))
+        files = record["files"]
+        return (
+            record["passed"] is True and files.get(name) == md5 and record["schema"] == schema_md5
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False

@@ -43,7 +43,7 @@ from .checks import (
 )
 from .record import DEFAULT_MAX_DUPLICATE_SHARE, checked_settings, record_path
 from .schemas import SPLITS, is_classification, schemas_for
-from .version import PROCESSED_FILES, bytes_md5, digest
+from .version import PROCESSED_FILES, bytes_md5, digest, schema_digest
 
 
 @dataclass
@@ -175,10 +175,13 @@ def check_and_record(cfg: DictConfig) -> Validation:
     md5 = digest(result.files)
     checked = {"dataset": cfg.data.name, "splits": list(SPLITS), "md5": md5, "files": result.files}
     write_report(report, result.failures, checked, result.warnings)
+    _, schema, features = schemas_for(cfg.data.name)
     record = {
         "passed": not result.failures,
         "md5": md5,
         "files": result.files,
+        # The schema the splits were checked under: loading a split it vouches for skips the check.
+        "schema": schema_digest(schema, ["id", *features, cfg.data.target]),
         "settings": checked_settings(cfg),
         "failed_checks": [_summary(f) for f in result.failures],
         "report": str(report),

@@ -6,9 +6,13 @@ the md5 that ``dvc repro`` records for it in ``dvc.lock`` (a directory's md5 end
 The run records this digest, not ``dvc.lock``'s: data changed outside ``dvc repro`` (prepared
 again by hand, copied in, edited) would otherwise be recorded under the old version.
 ``dvc.lock``'s md5 is kept beside it, and a mismatch is flagged.
+
+``schema_digest`` is the version of a processed schema, kept in the validation record
+(``record.py``): a split's check need not be repeated under the schema it passed.
 """
 
 import hashlib
+import inspect
 import json
 from pathlib import Path
 
@@ -66,3 +70,22 @@ def data_version(
         "dvc_lock_md5": locked,
         "matches_dvc_lock": None if locked is None else locked == md5,
     }
+
+
+def schema_digest(schema: type, columns: list[str]) -> str | None:
+    """An md5 of what a schema check depends on: the source files of the schema's classes (so
+    any edit to data/schemas.py counts), the columns required, and pandera's version. None
+    when a source cannot be read (then nothing is vouched for)."""
+    import pandera
+
+    parts = [json.dumps(columns), pandera.__version__]
+    try:
+        files = {
+            inspect.getsourcefile(cls)
+            for cls in schema.__mro__
+            if cls.__module__.split(".")[0] not in {"pandera", "builtins", "typing"}
+        }
+        parts += [Path(name).read_text(encoding="utf-8") for name in sorted(map(str, files))]
+    except (TypeError, OSError):
+        return None
+    return bytes_md5("\0".join(parts).encode("utf-8"))

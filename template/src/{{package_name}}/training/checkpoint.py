@@ -32,12 +32,22 @@ _STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
 
 
 def rng_state() -> dict[str, Any]:
-    """This process's generator states, as types ``torch.load(weights_only=True)`` accepts."""
+    """This process's generator states, as types ``torch.load(weights_only=True)`` accepts.
+
+    The two Mersenne Twister states (624 words each) are int64 tensors: as lists of Python ints
+    they were 1,250 objects to pickle, a third of a small model's checkpoint write.
+    """
     version, mt_state, gauss = random.getstate()
     np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()  # noqa: NPY002
     state: dict[str, Any] = {
-        "python": [version, list(mt_state), gauss],
-        "numpy": [str(np_name), np_keys.tolist(), int(np_pos), int(np_has_gauss), float(np_gauss)],
+        "python": [version, torch.tensor(mt_state, dtype=torch.int64), gauss],
+        "numpy": [
+            str(np_name),
+            torch.from_numpy(np_keys.astype(np.int64)),
+            int(np_pos),
+            int(np_has_gauss),
+            float(np_gauss),
+        ],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -46,14 +56,19 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    """The states ``rng_state`` saved (older checkpoints hold the two states as lists of ints)."""
     version, mt_state, gauss = state["python"]
-    random.setstate((version, tuple(mt_state), gauss))
+    random.setstate((version, tuple(_ints(mt_state)), gauss))
     name, keys, pos, has_gauss, gauss_value = state["numpy"]
-    keys = np.asarray(keys, dtype=np.uint32)
+    keys = np.asarray(_ints(keys), dtype=np.uint32)
     np.random.set_state((name, keys, pos, has_gauss, gauss_value))  # noqa: NPY002
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _ints(values: Any) -> list[int]:
+    return values.tolist() if isinstance(values, torch.Tensor) else list(values)
 
 
 def atomic_save(obj: Any, path: Path) -> None:
@@ -100,11 +115,16 @@ def step_files(folder: Path) -> list[Path]:
     return [path for _, path in sorted(found, reverse=True)]
 
 
-def save(state: dict[str, Any], folder: Path, step: int, keep_last: int) -> Path:
-    """Write ``step-<step>.pt``, point ``last.pt`` at it, then remove the older step files."""
+def save(
+    state: dict[str, Any], folder: Path, step: int, keep_last: int, best: bool = False
+) -> Path:
+    """Write ``step-<step>.pt``, point ``last.pt`` at it (and ``best.pt`` when ``best``: the
+    same state, written once), then remove the older step files."""
     path = folder / f"step-{step}.pt"
     atomic_save(state, path)
     link_or_copy(path, folder / "last.pt")
+    if best:
+        link_or_copy(path, folder / "best.pt")
     for old in step_files(folder)[max(keep_last, 1) :]:
         old.unlink(missing_ok=True)
     return path
