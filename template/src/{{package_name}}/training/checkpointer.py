@@ -66,6 +66,9 @@ class Checkpointer:
         )
         self.task, self.feature_scale = task, feature_scale
         self.guard = divergence.Guard(self.folder, ctx)  # NaN checks; sets aside what diverged
+        # The run's config as every checkpoint keeps it: resolved and masked once (~1 ms).
+        self.config = mask_config(OmegaConf.to_container(cfg, resolve=True))  # no secrets
+        self.saved: tuple[int, Path | None] | None = None  # the last step file: (step, path)
 
     # ---- resume -------------------------------------------------------------------------------
 
@@ -126,27 +129,43 @@ class Checkpointer:
         periodic = bool(self.every) and step % self.every == 0
         return self.enabled and (periodic or epoch_ends or finished or signalled)
 
-    def save(self, state: TrainerState, window: Any, validator: Any) -> Path | None:
-        """``step-N.pt`` and ``last.pt`` (a collective); the path on rank 0, else None."""
-        path = self._write(state, window, validator, best=False)
+    def save(
+        self, state: TrainerState, window: Any, validator: Any, best: bool = False
+    ) -> Path | None:
+        """``step-N.pt`` and ``last.pt`` (and ``best.pt``, the same file, with ``best``): a
+        collective; the path on rank 0, else None. Written once per step: the best checkpoint
+        of a step that saves anyway is that step's file."""
+        if self.saved is not None and self.saved[0] == state.global_step:
+            return self.saved[1]
+        path = self._write(state, window, validator, step_file=True, best=best)
         self.guard.saved(path)  # proven by the checks that follow
+        self.saved = (state.global_step, path)
         return path
 
-    def save_best(self, state: TrainerState, window: Any, validator: Any) -> None:
-        """``best.pt``, after a validation that improved the monitored metric."""
-        if self.enabled:
-            self._write(state, window, validator, best=True)
+    def save_best(
+        self, state: TrainerState, window: Any, validator: Any, epoch_ends: bool = False
+    ) -> None:
+        """``best.pt``, after a validation that improved the monitored metric: with the step's
+        own checkpoint when one is due at this step (one write, not two)."""
+        if not self.enabled:
+            return
+        if self.due(state.global_step, epoch_ends, finished=False, signalled=False):
+            self.save(state, window, validator, best=True)
+        else:
+            self._write(state, window, validator, step_file=False, best=True)
 
-    def _write(self, state: TrainerState, window: Any, validator: Any, best: bool) -> Path | None:
+    def _write(
+        self, state: TrainerState, window: Any, validator: Any, *, step_file: bool, best: bool
+    ) -> Path | None:
         self.guard.check(window.loss, self.model, self.optimizer, state.global_step)  # no NaN
         snap = self.snapshot(state, window, validator)
         path = None
         if self.ctx.is_main:
-            if best:
-                path = checkpoint.save_best(snap, self.folder)
-            else:
+            if step_file:
                 keep = self.cfg.checkpoint.keep_last
-                path = checkpoint.save(snap, self.folder, state.global_step, keep)
+                path = checkpoint.save(snap, self.folder, state.global_step, keep, best=best)
+            else:
+                path = checkpoint.save_best(snap, self.folder)
         distributed.barrier()
         return path
 
@@ -160,7 +179,7 @@ class Checkpointer:
             "scaler": self.scaler.state_dict(),
             "trainer_state": asdict(state),
             "rng": distributed.gather_objects(checkpoint.rng_state()),
-            "config": mask_config(OmegaConf.to_container(self.cfg, resolve=True)),  # no secrets
+            "config": self.config,
             "world_size": self.ctx.world_size,
             "target_scale": None,  # what the task learnt from the data (regression: its scale)
             **self.task.state_dict(),

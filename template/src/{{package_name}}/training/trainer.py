@@ -183,7 +183,7 @@ def fit(
                     validator.step, validator.metrics = state.global_step, val_metrics
                     logger.log_metrics(val_metrics, step=state.global_step)
                     if validator.early_stopping.update(state, val_metrics):
-                        ckpt.save_best(state, window, validator)
+                        ckpt.save_best(state, window, validator, epoch_ends)
                     if on_validation is not None:
                         on_validation(state.global_step, val_metrics)
 
