@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..config import entry_point
 from ..errors import ConfigError
 from .checks import DataValidationError, format_failures, range_failures, schema_failures
-from .schemas import SPLITS, is_classification, pixel_range, schemas_for
+from .schemas import SPLITS, has_class_labels, pixel_range, schemas_for
 from .sources import load_source
 
 # The key under which data/raw/<name>.parquet records the data.source it was fetched from.
@@ -78,7 +78,7 @@ def load_raw(data: DictConfig, raw_dir: Path) -> pd.DataFrame:
     columns = ["id", *features, data.target]
     table = f"raw/{data.name}"
     failures = schema_failures(raw_schema, frame, table, columns)
-    if data.task == "image_classification" and not failures:
+    if data.get("pixel_range") is not None and not failures:  # images
         failures = range_failures(frame, table, features, pixel_range(data), "data.pixel_range")
     if failures:
         raise DataValidationError(
@@ -98,7 +98,7 @@ def split(frame: pd.DataFrame, data: DictConfig) -> dict[str, pd.DataFrame]:
         raise ConfigError("data.val_fraction and data.test_fraction must be between 0 and 1")
     if data.val_fraction + data.test_fraction >= 1:
         raise ConfigError("data.val_fraction + data.test_fraction must leave rows for training")
-    stratify = is_classification(data)
+    stratify = has_class_labels(data)
     rest, test = train_test_split(
         frame,
         test_size=data.test_fraction,
@@ -121,8 +121,8 @@ def transform(
     splits: dict[str, pd.DataFrame], data: DictConfig, features: list[str]
 ) -> tuple[dict[str, pd.DataFrame], dict]:
     """Scale the features with statistics of the training split only (no leakage)."""
-    if data.task == "image_classification":
-        # Pixels are scaled from the dataset's own range (data.pixel_range) to [0, 1].
+    if data.get("pixel_range") is not None:
+        # Images: pixels are scaled from the dataset's own range (data.pixel_range) to [0, 1].
         low, high = pixel_range(data)
         offset = np.full(len(features), low)
         scale = np.full(len(features), high - low)
@@ -136,7 +136,7 @@ def transform(
         out = part[["id"]].astype(np.int64)
         scaled = (part[features].to_numpy(dtype=np.float64) - offset) / scale
         out = pd.concat([out, pd.DataFrame(scaled.astype(np.float32), columns=features)], axis=1)
-        target_dtype = np.int64 if is_classification(data) else np.float32
+        target_dtype = np.int64 if has_class_labels(data) else np.float32
         out[data.target] = part[data.target].to_numpy().astype(target_dtype)
         processed[name] = out
     stats = {"features": features, "offset": offset.tolist(), "scale": scale.tolist()}

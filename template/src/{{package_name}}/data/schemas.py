@@ -27,9 +27,15 @@ DIABETES_FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s
 SPLITS = ("train", "val", "test")
 
 
-def is_classification(data) -> bool:
-    """Whether ``data`` (the ``data`` config) has class labels rather than a continuous target."""
-    return data.task != "tabular_regression"
+def has_class_labels(data) -> bool:
+    """Whether the dataset's target column holds class labels (integers) rather than values.
+
+    Its processed schema says so, not the kind of task (``tasks/`` decides how to learn from the
+    target; data only needs to know what the column holds: to stratify the splits, to store it
+    as integers, to compare label frequencies between splits).
+    """
+    processed = schemas_for(data.name)[1].to_schema()
+    return pd.api.types.is_integer_dtype(str(processed.columns[data.target].dtype))
 
 
 def pixel_range(data) -> tuple[float, float]:

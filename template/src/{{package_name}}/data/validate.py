@@ -42,7 +42,7 @@ from .checks import (
     write_report,
 )
 from .record import DEFAULT_MAX_DUPLICATE_SHARE, checked_settings, record_path
-from .schemas import SPLITS, is_classification, schemas_for
+from .schemas import SPLITS, has_class_labels, schemas_for
 from .version import PROCESSED_FILES, bytes_md5, digest, schema_digest
 
 
@@ -153,7 +153,7 @@ def inspect(cfg: DictConfig) -> Validation:
                 name,
                 features,
                 data.target,
-                is_classification(data),
+                has_class_labels(data),
                 drift,
             )
     return result
