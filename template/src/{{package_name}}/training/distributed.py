@@ -102,6 +102,19 @@ def gather_objects(obj: Any) -> list[Any]:
     return out
 
 
+_FLAG_GROUP: tuple[Any, Any] | None = None  # (the world it was made in, the gloo group)
+
+
+def _flag_group() -> Any:
+    """The CPU (gloo) group the ranks agree on flags in: made once per process group, not once
+    per ``fit`` (a search runs many fits in one process; each group holds threads and sockets)."""
+    global _FLAG_GROUP
+    world = dist.group.WORLD
+    if _FLAG_GROUP is None or _FLAG_GROUP[0] is not world:
+        _FLAG_GROUP = (world, dist.new_group(backend="gloo"))  # a collective: every rank is here
+    return _FLAG_GROUP[1]
+
+
 class Agreement:
     """Whether a flag is up on any rank, agreed by every rank at the same step, without waiting.
 
@@ -112,7 +125,7 @@ class Agreement:
     """
 
     def __init__(self) -> None:
-        self._group = dist.new_group(backend="gloo") if _active() else None
+        self._group = _flag_group() if _active() else None
         self._pending: tuple[Any, torch.Tensor] | None = None
 
     def poll(self, flag: bool) -> bool:
