@@ -163,6 +163,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/data/__init__.py",
         f"{pkg}/data/checks.py",
         f"{pkg}/data/datasets.py",
+        f"{pkg}/data/images.py",
         f"{pkg}/data/prepare.py",
         f"{pkg}/data/record.py",
         f"{pkg}/data/schemas.py",
