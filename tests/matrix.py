@@ -289,6 +289,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "configs/export.yaml",
         f"{pkg}/inference.py",
         f"{pkg}/batch.py",
+        f"{pkg}/image_batch.py",
         f"{pkg}/predict.py",
         f"{pkg}/export.py",
         f"{pkg}/exporting.py",
@@ -296,6 +297,8 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "tests/test_predict.py",
         "tests/test_security.py",
     }
+    if answers["task"] == "image_classification":
+        files |= {"tests/test_predict_files.py"}  # predict on image files, export on pixels
     if answers["use_docker"]:
         files |= {"Dockerfile", ".dockerignore"}
     if answers["ci"] == "github":

@@ -1,7 +1,9 @@
 """Batch inference on files: ``python -m <package>.predict``'s raw rows in, predictions out.
 
-- ``read_input`` and ``input_rows``: a Parquet, CSV (or, for images, ``.npy``) file of raw rows,
-  checked against the data's raw schema (``data/schemas.py``), the target column optional.
+Image data is predicted from image files: ``image_batch.py`` (``predict`` hands over to it).
+
+- ``read_input`` and ``input_rows``: a Parquet or CSV file of raw rows, checked against the
+  data's raw schema (``data/schemas.py``), the target column optional.
 - ``predict``: the checkpoint's ``inference.predictor`` on those rows, its answers as the task's
   columns (``tasks/``), written with ``write_table``.
 """
@@ -14,21 +16,26 @@ import torch
 from omegaconf import DictConfig
 
 from . import settings
-from .data.checks import DataValidationError, format_failures, range_failures, schema_failures
-from .data.schemas import pixel_range, schemas_for
+from .data.checks import DataValidationError, format_failures, schema_failures
+from .data.schemas import schemas_for
 from .errors import ConfigError
 from .inference import checkpoint_task, load_checkpoint, predictor, trained_config
 
 TABLE_SUFFIXES = (".parquet", ".csv")
 
 
-def predict(cfg: DictConfig) -> pd.DataFrame:
+def predict(cfg: DictConfig) -> pd.DataFrame | int:
     """``python -m <package>.predict``: predictions for ``cfg.input``, written to ``cfg.output``.
 
     Returns the predictions as a DataFrame: ``id`` and the task's columns (``Task.columns``):
     ``prediction`` (the class index, or the value in the target's units) and, for
-    classification, ``prob_<class>`` per class.
+    classification, ``prob_<class>`` per class. Image data is predicted from image files
+    instead (``image_batch.predict_files``, streamed to ``output``): it returns their number.
     """
+    if cfg.data.get("image_shape"):
+        from .image_batch import predict_files
+
+        return predict_files(cfg)
     for key in ("input", "output"):
         if cfg.get(key) is None:
             raise ConfigError(f"{key}=... is required: predict reads input= and writes output=.")
@@ -66,46 +73,29 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
 
 
 def read_input(path: Path, data: DictConfig):
-    """The raw rows of ``path``: Parquet or CSV; for images also ``.npy``, (n, H, W) or (n, H*W)."""
-    images = bool(data.get("image_shape"))
-    allowed = (*TABLE_SUFFIXES, ".npy") if images else TABLE_SUFFIXES
-    if path.suffix not in allowed:
-        raise ConfigError(f"input={path}: expected a file ending in {', '.join(allowed)}.")
+    """The raw rows of ``path``: Parquet or CSV."""
+    if path.suffix not in TABLE_SUFFIXES:
+        raise ConfigError(f"input={path}: expected a file ending in {', '.join(TABLE_SUFFIXES)}.")
     if not path.is_file():
         raise FileNotFoundError(f"input={path} does not exist")
     features = schemas_for(data.name)[2]
     try:
-        if path.suffix in TABLE_SUFFIXES:
-            frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-        else:
-            array = np.load(path, allow_pickle=False)
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     except Exception as error:  # each reader has its own errors: name the file and the cause
         raise DataValidationError(_unreadable(path, error)) from None
-    if path.suffix in TABLE_SUFFIXES:
-        if not set(features) & set(map(str, frame.columns)):  # another table, or separator
-            found = ", ".join(map(str, frame.columns[:10])) or "none"
-            raise DataValidationError(
-                f"input={path} has none of the feature columns of {data.name!r} (expected "
-                f"{', '.join(features[:5])}, ... ({len(features)} in all; data/schemas.py), "
-                f"found: {found}): is it the right file, and, for a CSV, comma-separated?"
-            )
-        return frame
-    if not np.issubdtype(array.dtype, np.number):
+    if not set(features) & set(map(str, frame.columns)):  # another table, or separator
+        found = ", ".join(map(str, frame.columns[:10])) or "none"
         raise DataValidationError(
-            f"input={path} holds an array of {array.dtype}, not numbers: save the raw pixels "
-            "as a numeric array (np.save(path, pixels.astype('uint8')))."
+            f"input={path} has none of the feature columns of {data.name!r} (expected "
+            f"{', '.join(features[:5])}, ... ({len(features)} in all; data/schemas.py), "
+            f"found: {found}): is it the right file, and, for a CSV, comma-separated?"
         )
-    if array.ndim < 2 or int(np.prod(array.shape[1:])) != len(features):
-        raise DataValidationError(
-            f"input={path} holds an array of shape {array.shape}; expected (n, "
-            f"{', '.join(map(str, data.image_shape[1:]))}) or (n, {len(features)}) raw pixels."
-        )
-    return pd.DataFrame(array.reshape(len(array), -1), columns=features)
+    return frame
 
 
 def _unreadable(path: Path, error: Exception) -> str:
     """Why ``path`` cannot be read, in one line: the file, the cause and what to do."""
-    kind = {".parquet": "Parquet", ".csv": "CSV", ".npy": "NumPy .npy"}[path.suffix]
+    kind = {".parquet": "Parquet", ".csv": "CSV"}[path.suffix]
     cause = str(error).splitlines()[0] if str(error) else type(error).__name__
     if isinstance(error, UnicodeDecodeError):
         return (
@@ -114,15 +104,9 @@ def _unreadable(path: Path, error: Exception) -> str:
         )
     if isinstance(error, pd.errors.EmptyDataError):
         return f"input={path} is empty: a CSV file needs a header line naming the columns."
-    if path.suffix == ".npy" and "allow_pickle" in cause:
-        return (
-            f"input={path} holds Python objects, not numbers: save the raw pixels as a numeric "
-            "array (np.save(path, pixels.astype('uint8')))."
-        )
     return (
         f"input={path} cannot be read as {kind} ({type(error).__name__}: {cause}): is it a "
-        f"{kind} file? The suffix says which reader is used (.parquet, .csv"
-        f"{', .npy' if path.suffix == '.npy' else ''})."
+        f"{kind} file? The suffix says which reader is used (.parquet, .csv)."
     )
 
 
@@ -131,7 +115,7 @@ def input_rows(frame, data: DictConfig, table: str = "input"):
 
     Columns may come in any order. An ``id`` column is optional too: without one, the rows are
     numbered from 0. Integers where the schema wants floats are widened, and whole floats where
-    it wants integers narrowed (CSV and ``.npy`` files do not keep dtypes); nothing else is
+    it wants integers narrowed (CSV files do not keep dtypes); nothing else is
     coerced. Every broken rule is reported at once, naming the column.
     """
 
@@ -145,8 +129,6 @@ def input_rows(frame, data: DictConfig, table: str = "input"):
     schema = raw_schema if with_target else _WithoutColumn(raw_schema, data.target)
     _align_dtypes(frame, schema.to_schema().get_dtypes(frame))
     failures = schema_failures(schema, frame, table, ["id", *features])
-    if not failures and data.get("pixel_range") is not None:  # images: the range prepare scaled
-        failures = range_failures(frame, table, features, pixel_range(data), "data.pixel_range")
     if failures:
         raise DataValidationError(
             f"the {table} rows do not fit the raw schema of {data.name!r} (data/schemas.py; the "

@@ -3,8 +3,10 @@
 Saves the checkpoint's model, wrapped with the input scaling it was trained with (the checkpoint's
 ``feature_scale``; ``paths.processed_dir/stats.json`` for checkpoints from before it) and its
 output transform (``models/predictor.py``), as a ``torch.export`` program with a dynamic
-batch dimension: float32 raw rows ``(n, features)`` in; probabilities ``(n, classes)`` or values in
-the target's units ``(n,)`` out. Load it with ``torch.export.load(path).module()``; the file's
+batch dimension: float32 raw rows ``(n, features)`` in (for images: float32 raw pixels
+``(n, C, H, W)`` of ``data.image_shape`` in ``data.pixel_range`` units, the training
+``Preprocess`` inside); probabilities ``(n, classes)`` or values in the target's units ``(n,)``
+out. Load it with ``torch.export.load(path).module()``; the file's
 ``predictor.json`` describes the input and output (``exporting.load_exported`` reads both).
 
 Exit codes: 0 success; 2 bad config; 3 missing or unusable checkpoint; 5 missing or invalid data.

@@ -1,8 +1,14 @@
 """The checkpoint's ``Predictor`` as a ``torch.export`` program: ``python -m <package>.export``.
 
 ``export_model`` writes it; ``load_exported`` reads it back with the ``predictor.json`` it
-carries, which says what goes in (float32 raw rows, the feature columns) and what comes out
-(the task's ``answers_spec``: probabilities, or values in the target's units).
+carries, which says what goes in (float32 raw rows, the feature columns; for images float32
+raw pixels ``(n, C, H, W)`` in ``data.pixel_range`` units) and what comes out (the task's
+``answers_spec``: probabilities, or values in the target's units).
+
+For images the program holds the ``Preprocess`` training applied (pixel range to [0, 1]): it
+takes raw pixels of ``data.image_shape``'s height and width only, with a dynamic batch. Resizing
+stays outside the program (``predict`` resizes files one by one when ``data.resize`` allows):
+a traced resize would fix one input size anyway, and each size would need its own program.
 """
 
 import json
@@ -12,7 +18,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from .data.schemas import schemas_for
+from .data.schemas import pixel_range, schemas_for
 from .errors import ConfigError
 from .inference import checkpoint_task, load_checkpoint, predictor, trained_config
 
@@ -24,7 +30,9 @@ def export_model(cfg: DictConfig) -> Path:
 
     Saved with ``torch.export.save`` to ``cfg.output`` (default: beside the checkpoint, with the
     suffix ``.pt2``); the batch dimension is dynamic. The program takes float32 raw rows of shape
-    ``(n, features)``; ``predictor.json`` inside the file says what goes in and comes out.
+    ``(n, features)``, or for images float32 raw pixels ``(n, *data.image_shape)`` in
+    ``data.pixel_range`` units; ``predictor.json`` inside the file says what goes in and comes
+    out.
     """
     state, path = load_checkpoint(cfg.ckpt_path)
     output = Path(str(cfg.output)) if cfg.get("output") else path.with_suffix(".pt2")
@@ -32,15 +40,23 @@ def export_model(cfg: DictConfig) -> Path:
         raise ConfigError(f"output={output}: torch.export programs are saved as .pt2 files.")
     model, _ = predictor(state, path, cfg, "cpu")
     data = trained_config(state, path, cfg).data
-    features = schemas_for(data.name)[2]
-    example = torch.zeros(2, len(features), dtype=torch.float32)
+    if data.get("image_shape"):
+        shape = [int(d) for d in data.image_shape]
+        example = torch.zeros(2, *shape, dtype=torch.float32)
+        low, high = pixel_range(data)
+        spec = {"pixels": "raw", "pixel_range": [low, high], "layout": "NCHW"}
+        spec |= {"dtype": "float32", "shape": ["n", *shape]}
+    else:
+        features = schemas_for(data.name)[2]
+        example = torch.zeros(2, len(features), dtype=torch.float32)
+        spec = {"dtype": "float32", "shape": ["n", len(features)], "columns": features}
     batch = torch.export.Dim("batch", min=1)
     with torch.no_grad():
         program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
     metadata = {
         "checkpoint": str(path),
         "data": {"name": data.name, "task": data.task, "target": data.target},
-        "input": {"dtype": "float32", "shape": ["n", len(features)], "columns": features},
+        "input": spec,
         "output": checkpoint_task(state, path).answers_spec(),
     }
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -51,7 +67,8 @@ def export_model(cfg: DictConfig) -> Path:
 
 
 def load_exported(path: str | Path) -> tuple[Any, dict[str, Any]]:
-    """``(program, metadata)``: call ``program.module()(rows)`` on float32 raw rows."""
+    """``(program, metadata)``: call ``program.module()(rows)`` on float32 raw rows (images:
+    raw pixels ``(n, C, H, W)``)."""
     extra = {EXPORT_METADATA: ""}
     program = torch.export.load(Path(path), extra_files=extra)
     return program, json.loads(extra[EXPORT_METADATA])

@@ -6,13 +6,14 @@
   training (regression's ``target_scale``), which decodes the model's outputs.
 - ``model_outputs``: a model's outputs on already processed inputs (what ``evaluate`` scores).
 - ``predictor``: the model wrapped with the scaling ``prepare`` applied to its training data
-  (kept in the checkpoint; ``data/processed/stats.json`` for older checkpoints) and the task's
-  decoding, so that it takes raw rows (``models/predictor.py``).
+  (kept in the checkpoint; ``data/processed/stats.json`` for older checkpoints), or for images
+  with the ``Preprocess`` of the checkpoint's data config, and the task's decoding, so that it
+  takes raw rows or raw pixels (``models/predictor.py``).
 
-Reading and writing files of rows is ``batch.py`` (``python -m <package>.predict``); the
-``torch.export`` program is ``exporting.py`` (``python -m <package>.export``). The entry points
-import these modules inside ``main``, so that ``--help`` and configuration errors answer without
-loading torch.
+Reading and writing files of rows is ``batch.py`` (image files: ``image_batch.py``; both
+``python -m <package>.predict``); the ``torch.export`` program is ``exporting.py`` (``python -m
+<package>.export``). The entry points import these modules inside ``main``, so that ``--help``
+and configuration errors answer without loading torch.
 """
 
 import math
@@ -27,9 +28,10 @@ from torch import nn
 
 from . import models, tasks
 from .data.checks import DataValidationError, read_stats
+from .data.images import preprocess_for
 from .data.schemas import schemas_for
 from .errors import CheckpointError, ConfigError
-from .models.predictor import Predictor
+from .models.predictor import ImagePredictor, Predictor
 
 # ---- checkpoints --------------------------------------------------------------------------------
 
@@ -283,8 +285,14 @@ def feature_scale(
 
 
 def predictor(state: dict[str, Any], path: Path, cfg: DictConfig, accelerator: str = "cpu"):
-    """The checkpoint's model taking raw rows (``models.predictor.Predictor``), and its device."""
+    """The checkpoint's model taking raw input, and its device (``models/predictor.py``): raw
+    rows for tables (``Predictor``), raw pixels for images (``ImagePredictor``, with the
+    ``Preprocess`` the checkpoint's data config describes)."""
     trained = trained_config(state, path, cfg)
+    if trained.data.get("image_shape"):
+        model, device = restore_model(state, path, accelerator)
+        decode = checkpoint_task(state, path).decode
+        return ImagePredictor(model, preprocess_for(trained.data), decode).to(device).eval(), device
     stats = feature_scale(state, path, cfg.paths.processed_dir, schemas_for(trained.data.name)[2])
     model, device = restore_model(state, path, accelerator)
     task = checkpoint_task(state, path)
@@ -298,15 +306,22 @@ def served_model(ckpt: Path, cfg: DictConfig) -> tuple[Any, Any]:
     """The checkpoint's model as ``predict`` and ``export`` serve it, and an input example: what
     training logs to the tracker as its model (``train``, ``tracking.resend``).
 
-    ``predictor``: raw rows in (the checkpoint's feature scaling and, for images, the reshape
-    are inside), probabilities or values in the target's units out. The example is two rows of
-    the test split in raw units, float32 ``(2, features)``.
+    ``predictor``: raw input in (the checkpoint's feature scaling, or for images its
+    ``Preprocess``, inside), probabilities or values in the target's units out. The example is
+    two rows of the test split in raw units: float32 ``(2, features)``, or for images float32
+    ``(2, C, H, W)`` pixels in ``data.pixel_range`` units (``data.image_shape``'s size).
     """
     from .data.datasets import load_split
 
     state, path = load_checkpoint(ckpt)
     model, _ = predictor(state, path, cfg, "cpu")
     test = load_split(cfg.data, cfg.paths.processed_dir, "test", torch.from_numpy)
+    if isinstance(model, ImagePredictor):
+        # Whatever dataset holds the split, its rows are preprocessed images in [0, 1]: back in
+        # raw units (exact for files of image_shape's size; resized ones as the model saw them).
+        images = torch.stack([test[index][0] for index in range(min(2, len(test)))])
+        preprocess = model.preprocess
+        return model, (images.float() * preprocess.span + preprocess.low).numpy()
     processed = test.tensors[0][:2]
     rows = processed.reshape(len(processed), -1).double() * model.scale + model.offset
     return model, rows.float().numpy()

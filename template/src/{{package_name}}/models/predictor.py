@@ -1,10 +1,15 @@
-"""A trained network with its input scaling and its output transform: raw rows in, answers out.
+"""A trained network with its input preprocessing and its output transform: raw input in, answers
+out. What ``predict`` runs and what ``export`` saves.
 
-``Predictor`` is what ``predict`` runs and what ``export`` saves: it scales raw feature rows as
-``data.prepare`` does (``(x - offset) / scale``, in float64, with the training split's statistics
-that the checkpoint keeps as ``feature_scale``), reshapes them to images where the data has an
-``image_shape``, runs the network and decodes its outputs with the task's ``decode``
-(``tasks/``): class probabilities, or values in the target's own units.
+- ``Predictor`` (tables): scales raw feature rows as ``data.prepare`` does (``(x - offset) /
+  scale``, in float64, with the training split's statistics that the checkpoint keeps as
+  ``feature_scale``).
+- ``ImagePredictor`` (images): raw pixels in ``data.pixel_range`` units go through the
+  ``Preprocess`` the data loaders applied in training (``data/images.py``, built again from the
+  checkpoint's config: pixel range, ``data.image_shape``, ``data.resize``).
+
+Both then run the network and decode its outputs with the task's ``decode`` (``tasks/``): class
+probabilities, or values in the target's own units.
 """
 
 from collections.abc import Callable, Sequence
@@ -36,3 +41,30 @@ class Predictor(nn.Module):
         if self.image_shape is not None:
             inputs = inputs.reshape(inputs.shape[0], *self.image_shape)
         return self.decode(self.model(inputs))
+
+
+class ImagePredictor(nn.Module):
+    """``forward(pixels)``: raw pixels ``(n, C, H, W)`` -> ``decode``'s answers.
+
+    ``preprocess`` is the training data's ``Preprocess``; ``answers(images)`` takes images that
+    are already preprocessed (``predict`` preprocesses files one by one, as their sizes may
+    differ, then stacks them).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        preprocess: nn.Module,
+        decode: Callable[[torch.Tensor], torch.Tensor],
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.preprocess = preprocess
+        self.decode = decode
+
+    def answers(self, images: torch.Tensor) -> torch.Tensor:
+        """Answers for preprocessed images ``(n, C, H, W)`` in [0, 1] of ``data.image_shape``."""
+        return self.decode(self.model(images))
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.answers(self.preprocess(pixels))
