@@ -39,7 +39,7 @@ LAYERS: list[tuple[str, list[tuple[str, ...]]]] = [
     # evaluate and export): three things done with a model, none built on another.
     (
         "training | evaluation | inference",
-        [("training",), ("evaluation",), ("inference", "batch", "exporting")],
+        [("training",), ("evaluation",), ("inference", "batch", "image_batch", "exporting")],
     ),
     ("tracking", [("tracking",)]),
     ("tasks", [("tasks",)]),
