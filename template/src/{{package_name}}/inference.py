@@ -291,14 +291,14 @@ def predictor(state: dict[str, Any], path: Path, cfg: DictConfig, accelerator: s
     trained = trained_config(state, path, cfg)
     if trained.data.get("image_shape"):
         model, device = restore_model(state, path, accelerator)
+        preprocess = preprocess_for(trained.data)  # the checkpoint's, not the project's config
+        wrapped = ImagePredictor(model, preprocess, checkpoint_task(state, path).decode)
+    else:
+        features = schemas_for(trained.data.name)[2]
+        stats = feature_scale(state, path, cfg.paths.processed_dir, features)
+        model, device = restore_model(state, path, accelerator)
         decode = checkpoint_task(state, path).decode
-        return ImagePredictor(model, preprocess_for(trained.data), decode).to(device).eval(), device
-    stats = feature_scale(state, path, cfg.paths.processed_dir, schemas_for(trained.data.name)[2])
-    model, device = restore_model(state, path, accelerator)
-    task = checkpoint_task(state, path)
-    wrapped = Predictor(
-        model, stats["offset"], stats["scale"], trained.data.get("image_shape"), task.decode
-    )
+        wrapped = Predictor(model, stats["offset"], stats["scale"], decode)
     return wrapped.to(device).eval(), device
 
 

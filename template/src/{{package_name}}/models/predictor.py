@@ -26,20 +26,16 @@ class Predictor(nn.Module):
         model: nn.Module,
         offset: Sequence[float],
         scale: Sequence[float],
-        image_shape: Sequence[int] | None,
         decode: Callable[[torch.Tensor], torch.Tensor],
     ) -> None:
         super().__init__()
         self.model = model
         self.register_buffer("offset", torch.tensor(list(offset), dtype=torch.float64))
         self.register_buffer("scale", torch.tensor(list(scale), dtype=torch.float64))
-        self.image_shape = tuple(int(d) for d in image_shape) if image_shape else None
         self.decode = decode  # the task's: softmax, or un-standardising (traced by export)
 
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
         inputs = ((rows.double() - self.offset) / self.scale).float()
-        if self.image_shape is not None:
-            inputs = inputs.reshape(inputs.shape[0], *self.image_shape)
         return self.decode(self.model(inputs))
 
 
