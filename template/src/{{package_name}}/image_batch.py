@@ -143,10 +143,10 @@ def _unusable(
 def _bad_files_message(bad: list[str], total: int) -> str:
     named = "\n".join(f"  {line}" for line in bad[:NAMED_BAD_FILES])
     more = f"\n  ... and {len(bad) - NAMED_BAD_FILES} more" if len(bad) > NAMED_BAD_FILES else ""
+    which = f"the first {NAMED_BAD_FILES}" if more else "each"
     return (
         f"{len(bad)} of the {total} input files cannot be used, so nothing was predicted or "
-        f"written (the first {min(len(bad), NAMED_BAD_FILES)} below); fix or remove them:\n"
-        f"{named}{more}"
+        f"written ({which} below); fix or remove them:\n{named}{more}"
     )
 
 
