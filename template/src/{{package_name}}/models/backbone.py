@@ -71,6 +71,8 @@ class Backbone(nn.Module):
                 "model.backbone_lr_scale and model.unfreeze_at_epoch must be >= 0, got "
                 f"{backbone_lr_scale} and {unfreeze_at_epoch}."
             )
+        if (mean is None) != (std is None):
+            raise ConfigError("model.mean and model.std are set together, or both null.")
         self.source, self.name, self.weights = source, name, weights
         self.in_channels, self.backbone_channels = in_channels, backbone_channels
         self.freeze_backbone, self.unfreeze_at_epoch = bool(freeze_backbone), unfreeze_at_epoch
