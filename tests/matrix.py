@@ -180,6 +180,10 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
     # trainer
     model = "cnn" if answers["task"] == "image_classification" else "mlp"
     files |= {f"configs/model/{model}.yaml", f"configs/model/{model}_small.yaml"}
+    # pretrained backbones and fine-tuning (the module and its parts work for any task)
+    files |= {f"{pkg}/models/backbone.py", f"{pkg}/training/finetuning.py"}
+    if answers["task"] == "image_classification":
+        files |= {"configs/model/resnet18_pretrained.yaml", "tests/test_backbones.py"}
     files |= {
         "configs/trainer/default.yaml",
         "configs/optimizer/adamw.yaml",

@@ -1,10 +1,12 @@
 """The example networks, and the place for yours.
 
 To add a model: write a module next to these with an ``nn.Module`` subclass, export it below, and
-add a config for it in ``configs/model/`` whose ``_target_`` names the class.
+add a config for it in ``configs/model/`` whose ``_target_`` names the class. ``Backbone`` wraps
+a pretrained image network (timm, torchvision or a module of yours) for fine-tuning.
 """
 
+from .backbone import Backbone
 from .cnn import SmallCNN
 from .mlp import MLP
 
-__all__ = ["MLP", "SmallCNN"]
+__all__ = ["MLP", "Backbone", "SmallCNN"]

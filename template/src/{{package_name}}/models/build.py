@@ -19,6 +19,14 @@ def instantiate_model(params: DictConfig, sizes: dict[str, int]) -> nn.Module:
     return instantiate(params, "model", **filled)
 
 
+def load_pretrained(model: nn.Module) -> None:
+    """Load the pretrained weights of every part of ``model`` that has some (a ``Backbone``'s
+    ``model.weights``). Only a new run needs them: a checkpoint holds the trained weights."""
+    for module in model.modules():
+        if callable(getattr(module, "load_pretrained", None)):
+            module.load_pretrained()
+
+
 _DROPOUT = (
     nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout
 )  # fmt: skip

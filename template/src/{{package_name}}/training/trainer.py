@@ -37,10 +37,10 @@ from torch import nn
 from .. import tasks
 from ..errors import Interrupted
 from ..models.build import instantiate as _instantiate
-from ..models.build import without_dropout
+from ..models.build import load_pretrained, without_dropout
 from ..tracking.base import Logger, NullLogger
 from ..tracking.run_info import flatten
-from . import checkpoint, distributed, loading
+from . import checkpoint, distributed, finetuning, loading
 from . import precision as amp
 from .checkpointer import Checkpointer, TrainerState
 from .health import HealthMonitor
@@ -92,7 +92,7 @@ def fit(
     run = data.plan  # the debug modes are presets of it
     task.fit(data.train_set.tensors[1])  # what encode needs (regression: the mean and std)
     model, net = _model(cfg, run, ctx)
-    optimizer = _instantiate(cfg.optimizer, "optimizer")(model.parameters())
+    optimizer = finetuning.optimizer(_instantiate(cfg.optimizer, "optimizer"), model)
     scheduler = _instantiate(cfg.scheduler, "scheduler")(optimizer, total_steps=run.total_steps)
     scaler = amp.grad_scaler(precision, device)
     ckpt = Checkpointer(
@@ -125,6 +125,7 @@ def fit(
         while run.keep_going(state.global_step, state.epoch, state.stopped_early):
             data.train_sampler.set_epoch(state.epoch, skip=state.batch_in_epoch)
             loading.reseed(data.train, cfg.seed + state.epoch)
+            finetuning.at_epoch(model, state.epoch)  # a frozen backbone is released at its epoch
             net.train()
             for index, (inputs, targets) in enumerate(data.train, start=state.batch_in_epoch):
                 inputs, targets = _to(inputs, targets, device, channels_last)
@@ -169,6 +170,7 @@ def fit(
                 if log_now or epoch_ends:
                     lr = optimizer.param_groups[0]["lr"]
                     logged = window.read(state.global_step, state.epoch, lr, grad_norm)
+                    logged |= finetuning.learning_rates(optimizer)  # the backbone's, if any
                     logger.log_metrics(logged, step=state.global_step)
                     health.observe_loss(state.global_step, logged["train/loss"])
                     bar.set_postfix(loss=f"{logged['train/loss']:.4f}", refresh=False)
@@ -237,7 +239,9 @@ def _to(
 
 def _model(cfg: DictConfig, run: Plan, ctx: distributed.Context) -> tuple[nn.Module, nn.Module]:
     """The model on its device, and the module to call: itself, or its DDP wrapper."""
-    model = tasks.build_model(cfg).to(ctx.device)
+    model = tasks.build_model(cfg)
+    load_pretrained(model)  # a backbone's weights (a hub, a file): a new run's starting point
+    model = model.to(ctx.device)
     if not run.dropout:
         without_dropout(model)  # learning one batch by heart: dropout would only blur it
     if cfg.trainer.channels_last:
@@ -247,7 +251,10 @@ def _model(cfg: DictConfig, run: Plan, ctx: distributed.Context) -> tuple[nn.Mod
     if ctx.world_size == 1:
         return model, model
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    return model, nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    unused = finetuning.freezes(model)  # a frozen backbone's parameters get no gradient
+    return model, nn.parallel.DistributedDataParallel(
+        model, device_ids=ids, find_unused_parameters=unused
+    )
 
 
 def _seed_everything(seed: int, deterministic: bool = False) -> None:
