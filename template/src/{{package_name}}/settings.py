@@ -251,8 +251,8 @@ class Data:  # task-dependent: configs/data/ gives every value; prepare checks s
     split_seed: int = MISSING
     batch_size: int = setting(MISSING, positive_int)
     num_workers: int = setting(MISSING, integer(0))
-    augment: list[Any] | None = setting(None, augmentations)  # data/augmentation.py
-    augment_on: str = setting("workers", one_of("workers", "device"))
+    augment: list[Any] | None = setting(MISSING, augmentations)  # images only: data/augmentation.py
+    augment_on: str = setting(MISSING, one_of("workers", "device"))
     # A share of a split's rows: above 1 no repeat would ever fail, below 0 every split would.
     max_duplicate_share: float = setting(MISSING, number(minimum=0, maximum=1))
     drift: Drift = field(default_factory=Drift)
