@@ -123,7 +123,7 @@ def augmentations(value: Any, key: str) -> Any:
         return value
     raise ConfigError(
         f"{key} must be a list of augmentations, each a mapping with a _target_ (e.g. "
-        f"[{{_target_: kornia.augmentation.RandomAffine, degrees: 10}}]), or [] for none; "
+        "[{_target_: kornia.augmentation.RandomAffine, degrees: 10}]), or [] for none; "
         f"got {value!r}."
     )
 
