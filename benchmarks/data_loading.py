@@ -174,9 +174,10 @@ def main() -> None:
                 )
                 for augmented in (False, True)
             }
-        print(f"{os.cpu_count()} CPUs, torch {torch.__version__}, batch {BATCH}, "
+        load = os.getloadavg()[0]  # other work on the machine skews every figure
+        print(f"{os.cpu_count()} CPUs (load {load:.1f}), torch {torch.__version__}, batch {BATCH}, "
               f"augmentation: {[node['_target_'] for node in cfg.data.augment]}")  # fmt: skip
-        figures: dict = {"throughput": {}, "cpus": os.cpu_count()}
+        figures: dict = {"throughput": {}, "cpus": os.cpu_count(), "load_before": load}
         print("Images per second per worker (median, min-max):")
         for name, variants in sets.items():
             for augmented, files in variants.items():
