@@ -74,9 +74,12 @@ def augmentation_for(data: DictConfig) -> nn.Module | None:
     return nn.Sequential(*steps)
 
 
-def where(data: DictConfig) -> str:
-    """``data.augment_on``: ``workers`` (the default) or ``device``."""
-    return str(data.get("augment_on") or "workers")
+def _wanted(cfg: DictConfig, place: str) -> bool:
+    """Whether the run augments at ``place`` (``data.augment_on``: workers, the default, or
+    device). Never when overfitting (``trainer.overfit_batches``): it learns a few batches by
+    heart and validates on the same rows, which must be what it learned."""
+    overfit = bool(cfg.get("trainer", {}).get("overfit_batches"))
+    return not overfit and str(cfg.data.get("augment_on") or "workers") == place
 
 
 class DeviceAugmentation:
@@ -106,10 +109,10 @@ def on_device(
 ) -> DeviceAugmentation:
     """The loop's augmentation: ``data.augment`` when ``data.augment_on`` is ``device``, else a
     pass-through (the workers augment, or nothing does)."""
-    module = augmentation_for(cfg.data) if where(cfg.data) == "device" else None
+    module = augmentation_for(cfg.data) if _wanted(cfg, "device") else None
     return DeviceAugmentation(module, cfg.seed, device, rank, world_size)
 
 
-def in_workers(data: DictConfig) -> nn.Module | None:
+def in_workers(cfg: DictConfig) -> nn.Module | None:
     """The module the training split's dataset applies (``data.augment_on: workers``)."""
-    return augmentation_for(data) if where(data) == "workers" else None
+    return augmentation_for(cfg.data) if _wanted(cfg, "workers") else None

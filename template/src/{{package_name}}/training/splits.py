@@ -47,7 +47,7 @@ class Splits:
 def splits(cfg: DictConfig, task: Task, ctx: distributed.Context) -> Splits:
     """Read the training and validation splits of ``cfg.data``; plan the run."""
     processed, workers = cfg.paths.processed_dir, int(cfg.data.num_workers)
-    train_set = load_split(cfg.data, processed, "train", task.targets, in_workers(cfg.data))
+    train_set = load_split(cfg.data, processed, "train", task.targets, in_workers(cfg))
     run = plan(cfg.trainer, cfg.data.batch_size, len(train_set), ctx.world_size)
     val_set = (
         train_set if run.val_on_train else load_split(cfg.data, processed, "val", task.targets)
