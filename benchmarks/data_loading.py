@@ -93,13 +93,17 @@ def write_photos(folder: Path, count: int = 2000) -> tuple[list[str], np.ndarray
     return paths, rng.integers(0, 10, count)
 
 
+def whole_batch(batch):
+    return batch  # ImageFiles returns whole batches
+
+
 def loader(m: dict, files, workers: int, epoch: int = 0):
     from torch.utils.data import DataLoader
 
     sampler = m["training.sampling"].EpochBatchSampler(len(files), BATCH, seed=0)
     sampler.set_epoch(epoch)
     files.set_epoch(epoch)
-    return DataLoader(files, batch_sampler=sampler, num_workers=workers, collate_fn=lambda b: b)
+    return DataLoader(files, batch_sampler=sampler, num_workers=workers, collate_fn=whole_batch)
 
 
 def images_per_second_per_worker(m: dict, files, workers: int) -> float:
