@@ -67,6 +67,7 @@ bench: $(BENCH_STAMP) ## Run the benchmarks in .venv-bench (with Lightning; meas
 	$(BENCH_VENV)/bin/python benchmarks/render.py
 	$(BENCH_VENV)/bin/python benchmarks/validation.py
 	$(BENCH_VENV)/bin/python benchmarks/trainer.py
+	$(BENCH_VENV)/bin/python benchmarks/data_loading.py
 
 docs: $(STAMP) ## Build the documentation site into build/site (mkdocs, --strict)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

@@ -234,6 +234,8 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         for name in ("checkpointer", "plan", "profiler", "splits", "validator", "window")
     }
     files.add("tests/test_trainer_parts.py")
+    # train-time augmentation (data.augment, data.augment_on)
+    files |= {f"{pkg}/data/augmentation.py", "tests/test_augmentation.py"}
     # tuning
     search = {
         "image_classification": "digits_cnn",

@@ -113,6 +113,21 @@ val_check_interval = rule(
 )
 
 
+def augmentations(value: Any, key: str) -> Any:
+    """``data.augment``: a list of ``_target_`` nodes (null or []: no augmentation); whether
+    each can be built is checked when training builds them (data/augmentation.py)."""
+    if value is None or (
+        isinstance(value, list)
+        and all(isinstance(n, Mapping) and isinstance(n.get("_target_"), str) for n in value)
+    ):
+        return value
+    raise ConfigError(
+        f"{key} must be a list of augmentations, each a mapping with a _target_ (e.g. "
+        "[{_target_: kornia.augmentation.RandomAffine, degrees: 10}]), or [] for none; "
+        f"got {value!r}."
+    )
+
+
 def like(default: Any, *, least: float = 0, fraction: bool = False) -> Rule:
     """``trainer.health``'s rule: a value of the default's type, not negative (at least
     ``least`` where 0 would mean never), at most 1 for a share."""
@@ -236,6 +251,8 @@ class Data:  # task-dependent: configs/data/ gives every value; prepare checks s
     split_seed: int = MISSING
     batch_size: int = setting(MISSING, positive_int)
     num_workers: int = setting(MISSING, integer(0))
+    augment: list[Any] | None = setting(MISSING, augmentations)  # images only: data/augmentation.py
+    augment_on: str = setting(MISSING, one_of("workers", "device"))
     # A share of a split's rows: above 1 no repeat would ever fail, below 0 every split would.
     max_duplicate_share: float = setting(MISSING, number(minimum=0, maximum=1))
     drift: Drift = field(default_factory=Drift)

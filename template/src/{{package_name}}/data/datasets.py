@@ -32,11 +32,13 @@ def load_split(
     processed_dir: str | Path,
     split: str,
     targets: Callable[[np.ndarray], torch.Tensor],
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> TensorDataset:
     """``(features, target)`` tensors of one split: ``train``, ``val`` or ``test``.
 
     Features are float32, shaped ``data.image_shape`` per row for images; ``targets`` (the
-    task's, ``tasks/``) turns the target column into the tensor the loss expects.
+    task's, ``tasks/``) turns the target column into the tensor the loss expects. ``augment``
+    (``data/augmentation.py``; the training split only) augments image files as they are read.
     """
     _, processed_schema, features = schemas_for(data.name)
     require_prepared(processed_dir, (split,))

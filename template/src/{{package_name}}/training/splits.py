@@ -12,6 +12,7 @@ from typing import Any
 from omegaconf import DictConfig
 from torch.utils.data import TensorDataset
 
+from ..data.augmentation import in_workers
 from ..data.checks import read_stats
 from ..data.datasets import load_split
 from ..tasks import Task
@@ -34,11 +35,19 @@ class Splits:
     # was trained with, even after the data has been prepared again.
     feature_scale: dict[str, Any] | None
 
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """The coming epoch's order (from batch ``skip`` on) and, for a dataset that augments
+        (``ImageFiles``), its seeds: before the loader's iterator is made, which copies the
+        dataset into the workers."""
+        self.train_sampler.set_epoch(epoch, skip=skip)
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(epoch)
+
 
 def splits(cfg: DictConfig, task: Task, ctx: distributed.Context) -> Splits:
     """Read the training and validation splits of ``cfg.data``; plan the run."""
     processed, workers = cfg.paths.processed_dir, int(cfg.data.num_workers)
-    train_set = load_split(cfg.data, processed, "train", task.targets)
+    train_set = load_split(cfg.data, processed, "train", task.targets, in_workers(cfg))
     run = plan(cfg.trainer, cfg.data.batch_size, len(train_set), ctx.world_size)
     val_set = (
         train_set if run.val_on_train else load_split(cfg.data, processed, "val", task.targets)

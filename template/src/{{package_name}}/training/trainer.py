@@ -35,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from .. import tasks
+from ..data.augmentation import on_device
 from ..errors import Interrupted
 from ..models.build import instantiate as _instantiate
 from ..models.build import load_pretrained, without_dropout
@@ -119,16 +120,18 @@ def fit(
     # Read once: config lookups in the hot loop cost microseconds.
     clip, accumulate, channels_last = t.gradient_clip_val, run.accumulate, bool(t.channels_last)
     stop, agreement = distributed.StopFlag(), distributed.Agreement()
+    augment = on_device(cfg, ctx.rank, ctx.world_size, device)  # else a pass-through
 
     # ---- the loop -----------------------------------------------------------------------------
     with stop, profile_steps(t.profiler, output_dir, ctx) as profiler:
         while run.keep_going(state.global_step, state.epoch, state.stopped_early):
-            data.train_sampler.set_epoch(state.epoch, skip=state.batch_in_epoch)
+            data.set_epoch(state.epoch, skip=state.batch_in_epoch)  # the order, the augmentation
             loading.reseed(data.train, cfg.seed + state.epoch)
             finetuning.at_epoch(model, state.epoch)  # a frozen backbone is released at its epoch
             net.train()
             for index, (inputs, targets) in enumerate(data.train, start=state.batch_in_epoch):
                 inputs, targets = _to(inputs, targets, device, channels_last)
+                inputs = augment(inputs, state.epoch, index)  # data.augment_on: device
                 step_ends = (index + 1) % accumulate == 0
                 sampled = state.global_step + 1 == health_at  # a step the monitors measure
                 if sampled:
