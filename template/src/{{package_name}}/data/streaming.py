@@ -164,14 +164,14 @@ class ParquetStream:
         inputs = np.empty((table.num_rows, len(self.features)), dtype=np.float32)
         for j, name in enumerate(self.features):
             inputs[:, j] = table.column(name).to_numpy()
-        target = table.column(self.target).to_numpy()
+        target = table.column(self.target).to_numpy().copy()  # arrow's own memory is read-only
         return torch.from_numpy(inputs), self.to_targets(target)
 
     @property
     def targets(self) -> torch.Tensor:
         """The whole target column (one column, read only when asked: regression's scale)."""
         column = pq.read_table(self.path, columns=[self.target]).column(self.target)
-        return self.to_targets(column.to_numpy())
+        return self.to_targets(column.to_numpy().copy())
 
 
 def epoch_buffers(
