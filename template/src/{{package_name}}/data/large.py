@@ -25,9 +25,9 @@ read, checked and written one after another. What differs from the in-memory pat
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -58,13 +58,15 @@ def source_is_large(data: DictConfig, raw_dir: str | Path) -> bool:
     """Whether prepare works in chunks: the raw file (or the source file) streams."""
     if data.get("image_shape") or data.get("pixel_range") is not None:
         return False  # image data: the files helper's path
+    if data.source == "bundled":
+        return False  # the bundled tables fit in memory
     setting = stream_setting(data)
     if setting is not True and setting is not False:
         raw = Path(raw_dir) / f"{data.name}.parquet"
         if raw.is_file():
             return streams(data, raw)
         source = Path(str(data.source))
-        if data.source == "bundled" or not source.is_file():
+        if not source.is_file():
             return False
         if source.suffix == ".parquet":
             return streams(data, source)
@@ -102,30 +104,40 @@ def split_of(ids: np.ndarray, seed: int, val_fraction: float, test_fraction: flo
     return np.where(u < test_fraction, 2, np.where(u < test_fraction + val_fraction, 1, 0))
 
 
-def _raw_chunks(data: DictConfig, raw_dir: Path) -> tuple[Path, Iterator[pd.DataFrame]]:
-    """The raw file (fetched from a source file in chunks the first time), read in chunks."""
-    from .prepare import SOURCE_KEY, _normalised, load_raw, recorded_source
+def _raw_chunks(
+    data: DictConfig, raw_dir: Path, key: bytes, source: str
+) -> tuple[Path, Iterator[pd.DataFrame]]:
+    """The raw file (copied from the source file in chunks the first time), read in chunks.
 
+    ``key``: the Parquet metadata key recording the ``data.source`` (``source``, normalised) the
+    raw file was fetched from, as ``prepare.py`` writes it.
+    """
     path = raw_dir / f"{data.name}.parquet"
     rows = _chunk_rows(data)
     if path.exists():
-        fetched_from = recorded_source(path)
-        if fetched_from is not None and fetched_from != _normalised(data.source):
-            load_raw(data, raw_dir)  # raises the in-memory path's error, word for word
-    elif data.source == "bundled":
-        load_raw(data, raw_dir)  # a bundled table fits in memory: checked and written there
+        fetched_from = (pq.read_schema(path).metadata or {}).get(key)
+        if fetched_from is not None and fetched_from.decode() != source:
+            raise DataValidationError(
+                f"{path} was fetched from data.source={fetched_from.decode()!r}, but data.source "
+                f"is now {data.source!r}. Raw data is written once and never replaced: delete "
+                f"{path} and prepare again to take the new source, or set data.source back."
+            )
     else:
-        _copy_source(data, path, rows, SOURCE_KEY, _normalised(data.source).encode())
+        _copy_source(data, path, rows, key, source.encode())
     return path, _parquet_chunks(path, rows)
 
 
 def _parquet_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
-    offset = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
-        frame = batch.to_pandas()
-        frame.index = range(offset, offset + len(frame))  # failures name the file's rows
-        offset += len(frame)
-        yield frame
+    """A Parquet file in chunks of at most ``rows`` rows, a row group at a time (pyarrow's
+    ``iter_batches`` kept every batch it had read allocated: 2 GiB after 8M rows)."""
+    parquet, offset = pq.ParquetFile(path), 0
+    for group in range(parquet.metadata.num_row_groups):
+        table = parquet.read_row_group(group)
+        for start in range(0, table.num_rows, rows):
+            frame = table.slice(start, rows).to_pandas()
+            frame.index = range(offset, offset + len(frame))  # failures name the file's rows
+            offset += len(frame)
+            yield frame
 
 
 def _source_chunks(data: DictConfig, rows: int) -> Iterator[pd.DataFrame]:
@@ -193,8 +205,9 @@ class _Moments:
         return np.sqrt(self.m2 / self.n) if self.n else np.ones_like(self.mean)
 
 
-def prepare(cfg: DictConfig) -> dict[str, range]:
-    """Raw table -> processed splits in two passes over chunks; returns each split's rows."""
+def prepare(cfg: DictConfig, key: bytes, source: str) -> dict[str, range]:
+    """Raw table -> processed splits in two passes over chunks; returns each split's rows.
+    ``key``, ``source``: how the raw file records its source (``_raw_chunks``)."""
     from .checks import schema_failures
 
     data = cfg.data
@@ -204,7 +217,7 @@ def prepare(cfg: DictConfig) -> dict[str, range]:
         raise ConfigError("data.val_fraction + data.test_fraction must leave rows for training")
     raw_schema, _, features = schemas_for(data.name)
     columns = ["id", *features, data.target]
-    path, chunks = _raw_chunks(data, Path(cfg.paths.raw_dir))
+    path, chunks = _raw_chunks(data, Path(cfg.paths.raw_dir), key, source)
     where = (int(data.split_seed), float(data.val_fraction), float(data.test_fraction))
 
     # Pass 1: the raw schema, chunk by chunk, and the training rows' moments.
@@ -279,17 +292,19 @@ def _flush(writer: pq.ParquetWriter, pending: list[pa.Table], rows: int, final: 
 # ---- validate -----------------------------------------------------------------------------------
 
 
-def inspect(cfg: DictConfig) -> Any:
-    """``validate.inspect`` for splits that stream: every failure and warning, the md5s."""
+def inspect(
+    cfg: DictConfig, stats_failures: Callable[[bytes, list[str]], list[Failure]]
+) -> tuple[list[Failure], list[Failure], dict[str, str]]:
+    """``validate.inspect`` for splits that stream: ``(failures, warnings, md5 of each file)``.
+    ``stats_failures``: validate's check of ``stats.json``."""
     from .checks import row_hashes
     from .streaming import group_failures
-    from .validate import Validation, stats_failures
     from .version import PROCESSED_FILES, file_md5
 
     data = cfg.data
     _, processed_schema, features = schemas_for(data.name)
     processed_dir = Path(cfg.paths.processed_dir)
-    result = Validation()
+    result = SimpleNamespace(failures=[], warnings=[], files={})
     for name in PROCESSED_FILES:
         if (processed_dir / name).is_file():
             result.files[name] = file_md5(processed_dir / name)
@@ -333,7 +348,7 @@ def inspect(cfg: DictConfig) -> Any:
             Failure("stats.json", "<file>", "exists", [str(processed_dir / "stats.json")])
         )
     if len(keys) < len(SPLITS):
-        return result
+        return result.failures, result.warnings, result.files
     for split, frame in keys.items():  # unique ids over the whole split, not per row group
         repeated = frame["id"].duplicated().to_numpy()
         if repeated.any():
@@ -358,4 +373,4 @@ def inspect(cfg: DictConfig) -> Any:
                 has_class_labels(data),
                 drift,
             )
-    return result
+    return result.failures, result.warnings, result.files

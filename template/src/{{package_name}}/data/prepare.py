@@ -166,7 +166,8 @@ def write_processed(processed: dict[str, pd.DataFrame], stats: dict, out_dir: Pa
 def prepare(cfg: DictConfig) -> dict[str, pd.DataFrame]:
     data = cfg.data
     if large.source_is_large(data, cfg.paths.raw_dir):  # larger than memory: in chunks
-        return large.prepare(cfg)  # type: ignore[return-value] (each split's row range)
+        source = _normalised(data.source)
+        return large.prepare(cfg, SOURCE_KEY, source)  # type: ignore[return-value] (row ranges)
     _, _, features = schemas_for(data.name)
     frame = load_raw(data, Path(cfg.paths.raw_dir))
     processed, stats = transform(split(frame, data), data, features)

@@ -112,7 +112,7 @@ def inspect(cfg: DictConfig) -> Validation:
     """
     data = cfg.data
     if large.processed_is_large(data, cfg.paths.processed_dir):  # larger than memory: in chunks
-        return large.inspect(cfg)
+        return Validation(*large.inspect(cfg, stats_failures))
     _, processed_schema, features = schemas_for(data.name)
     processed_dir = Path(cfg.paths.processed_dir)
     result = Validation()
