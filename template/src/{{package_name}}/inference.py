@@ -303,10 +303,12 @@ def served_model(ckpt: Path, cfg: DictConfig) -> tuple[Any, Any]:
     the test split in raw units, float32 ``(2, features)``.
     """
     from .data.datasets import load_split
+    from .data.streaming import ParquetStream
 
     state, path = load_checkpoint(ckpt)
     model, _ = predictor(state, path, cfg, "cpu")
-    test = load_split(cfg.data, cfg.paths.processed_dir, "test", torch.from_numpy)
-    processed = test.tensors[0][:2]
+    test = load_split(cfg.data, cfg.paths.processed_dir, "test", torch.from_numpy, lazy=True)
+    # A streamed test split (a table larger than memory): its first row group only.
+    processed = (test.read([0])[0] if isinstance(test, ParquetStream) else test.tensors[0])[:2]
     rows = processed.reshape(len(processed), -1).double() * model.scale + model.offset
     return model, rows.float().numpy()
