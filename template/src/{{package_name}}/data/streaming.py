@@ -51,6 +51,11 @@ def uncompressed_mb(path: str | Path) -> float:
     return sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)) / 2**20
 
 
+def first_rows(path: str | Path) -> Any:
+    """The first row group of a Parquet file, as a DataFrame: a snapshot of a large split."""
+    return pq.ParquetFile(path).read_row_group(0).to_pandas()
+
+
 def stream_setting(data: DictConfig) -> str | bool:
     """``data.stream``: ``auto``, true or false (a config error otherwise)."""
     value = data.get("stream", STREAM)
