@@ -169,7 +169,7 @@ def main() -> None:
                 )
                 print(
                     f"10x train in memory (data.stream=false) under the {args.limit_gb} GiB "
-                    f"limit: exit {code} (137: killed for memory), peak RSS {rss:.0f} MiB"
+                    f"limit: exit {code} (-9: killed for memory), peak RSS {rss:.0f} MiB"
                 )
     finally:
         if cgroup:
