@@ -164,16 +164,19 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/data/checks.py",
         f"{pkg}/data/datasets.py",
         f"{pkg}/data/images.py",
+        f"{pkg}/data/large.py",
         f"{pkg}/data/prepare.py",
         f"{pkg}/data/record.py",
         f"{pkg}/data/schemas.py",
         f"{pkg}/data/sources.py",
+        f"{pkg}/data/streaming.py",
         f"{pkg}/data/validate.py",
         f"{pkg}/data/version.py",
         "tests/conftest.py",
         "tests/test_data.py",
         "tests/test_data_validation.py",
         "tests/test_data_integrity.py",
+        "tests/test_streaming.py",
     }
     if answers["use_dvc"]:
         files |= {".dvcignore", "dvc.yaml"}

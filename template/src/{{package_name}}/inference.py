@@ -312,16 +312,18 @@ def served_model(ckpt: Path, cfg: DictConfig) -> tuple[Any, Any]:
     ``(2, C, H, W)`` pixels in ``data.pixel_range`` units (``data.image_shape``'s size).
     """
     from .data.datasets import load_split
+    from .data.streaming import ParquetStream
 
     state, path = load_checkpoint(ckpt)
     model, _ = predictor(state, path, cfg, "cpu")
-    test = load_split(cfg.data, cfg.paths.processed_dir, "test", torch.from_numpy)
+    test = load_split(cfg.data, cfg.paths.processed_dir, "test", torch.from_numpy, lazy=True)
     if isinstance(model, ImagePredictor):
         # Whatever dataset holds the split, its rows are preprocessed images in [0, 1]: back in
         # raw units (exact for files of image_shape's size; resized ones as the model saw them).
         images = torch.stack([test[index][0] for index in range(min(2, len(test)))])
         preprocess = model.preprocess
         return model, (images.float() * preprocess.span + preprocess.low).numpy()
-    processed = test.tensors[0][:2]
+    # A streamed test split (a table larger than memory): its first row group only.
+    processed = (test.read([0])[0] if isinstance(test, ParquetStream) else test.tensors[0])[:2]
     rows = processed.reshape(len(processed), -1).double() * model.scale + model.offset
     return model, rows.float().numpy()

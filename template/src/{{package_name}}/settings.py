@@ -255,6 +255,13 @@ class Data:  # task-dependent: configs/data/ gives every value; prepare checks s
     augment_on: str = setting(MISSING, one_of("workers", "device"))
     # A share of a split's rows: above 1 no repeat would ever fail, below 0 every split would.
     max_duplicate_share: float = setting(MISSING, number(minimum=0, maximum=1))
+    # Tables larger than memory (data/streaming.py, data/large.py); optional, these defaults.
+    stream: str | bool = setting(
+        "auto", rule("auto, true or false", lambda v: v in ("auto", True, False))
+    )
+    stream_above_mb: float = setting(1024, number(above=0))
+    shuffle_buffer_groups: int = setting(4, positive_int)
+    row_group_rows: int = setting(65536, positive_int)
     drift: Drift = field(default_factory=Drift)
 
 

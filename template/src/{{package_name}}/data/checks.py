@@ -203,9 +203,9 @@ def duplicated_content(
     failures, warnings = [], []
     names = list(splits)
     for i, first in enumerate(names):
-        seen = set(hashes[first])
+        seen = hashes[first].to_numpy()  # np.isin sorts: no Python set of every row's hash
         for second in names[i + 1 :]:
-            shared = hashes[second].isin(seen).to_numpy()
+            shared = np.isin(hashes[second].to_numpy(), seen)
             if shared.any():
                 ids = splits[second]["id"].to_numpy()[shared]
                 failures.append(

@@ -24,6 +24,7 @@ from .checks import (
 )
 from .record import vouches_for
 from .schemas import SPLITS, schemas_for
+from .streaming import stream_split, streams
 from .version import bytes_md5, schema_digest
 
 
@@ -33,16 +34,22 @@ def load_split(
     split: str,
     targets: Callable[[np.ndarray], torch.Tensor],
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    *,
+    lazy: bool = False,
 ) -> TensorDataset:
     """``(features, target)`` tensors of one split: ``train``, ``val`` or ``test``.
 
     Features are float32, shaped ``data.image_shape`` per row for images; ``targets`` (the
     task's, ``tasks/``) turns the target column into the tensor the loss expects. ``augment``
     (``data/augmentation.py``; the training split only) augments image files as they are read.
+    ``lazy`` (the trainer): a table larger than ``data.stream`` allows is a ``ParquetStream``
+    instead, read a few row groups at a time (``streaming.py``).
     """
     _, processed_schema, features = schemas_for(data.name)
     require_prepared(processed_dir, (split,))
     path = Path(processed_dir) / f"{split}.parquet"
+    if lazy and streams(data, path):
+        return stream_split(data, processed_dir, path, processed_schema, features, targets)
     try:
         content = path.read_bytes()  # hashed and parsed: the md5 is that of what is used
     except OSError as error:  # unreadable (permissions, a folder): named as pyarrow's errors are

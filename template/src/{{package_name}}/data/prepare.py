@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..config import entry_point
 from ..errors import ConfigError
+from . import large
 from .checks import DataValidationError, format_failures, range_failures, schema_failures
 from .schemas import SPLITS, has_class_labels, pixel_range, schemas_for
 from .sources import load_source
@@ -164,6 +165,9 @@ def write_processed(processed: dict[str, pd.DataFrame], stats: dict, out_dir: Pa
 
 def prepare(cfg: DictConfig) -> dict[str, pd.DataFrame]:
     data = cfg.data
+    if large.source_is_large(data, cfg.paths.raw_dir):  # larger than memory: in chunks
+        source = _normalised(data.source)
+        return large.prepare(cfg, SOURCE_KEY, source)  # type: ignore[return-value] (row ranges)
     _, _, features = schemas_for(data.name)
     frame = load_raw(data, Path(cfg.paths.raw_dir))
     processed, stats = transform(split(frame, data), data, features)

@@ -31,6 +31,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import check_settings, entry_point
+from . import large
 from .checks import (
     DataValidationError,
     Failure,
@@ -110,6 +111,8 @@ def inspect(cfg: DictConfig) -> Validation:
     record is that of exactly what was checked.
     """
     data = cfg.data
+    if large.processed_is_large(data, cfg.paths.processed_dir):  # larger than memory: in chunks
+        return Validation(*large.inspect(cfg, stats_failures))
     _, processed_schema, features = schemas_for(data.name)
     processed_dir = Path(cfg.paths.processed_dir)
     result = Validation()

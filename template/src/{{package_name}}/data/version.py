@@ -38,6 +38,15 @@ def bytes_md5(content: bytes) -> str:
     return hashlib.md5(content, usedforsecurity=False).hexdigest()
 
 
+def file_md5(path: Path, chunk: int = 2**24) -> str:
+    """The md5 of a file, read 16 MiB at a time: a split larger than memory is hashed too."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as file:
+        while block := file.read(chunk):
+            md5.update(block)
+    return md5.hexdigest()
+
+
 def digest(file_md5s: dict[str, str]) -> str:
     """One md5 over ``{relative path: md5}``, computed as DVC computes a directory's md5."""
     entries = [{"md5": md5, "relpath": name} for name, md5 in sorted(file_md5s.items())]
@@ -46,9 +55,7 @@ def digest(file_md5s: dict[str, str]) -> str:
 
 def file_md5s(folder: Path, names: tuple[str, ...] = PROCESSED_FILES) -> dict[str, str]:
     """The md5 of each of the files ``names`` in ``folder`` that exists."""
-    return {
-        name: bytes_md5((folder / name).read_bytes()) for name in names if (folder / name).is_file()
-    }
+    return {name: file_md5(folder / name) for name in names if (folder / name).is_file()}
 
 
 def processed_md5(folder: str | Path) -> str:

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from ..data.checks import read_processed
 from ..data.schemas import SPLITS
+from ..data.streaming import first_rows, streams
 from ..data.version import data_version
 from .base import Logger
 
@@ -25,7 +26,9 @@ def record_data(logger: Logger, cfg: DictConfig, md5: str | None = None) -> dict
     processed = Path(cfg.paths.processed_dir)
     version = data_version(processed, md5=md5)  # md5: already taken of these files, or None
     for split in SPLITS:
-        frame = read_processed(processed / f"{split}.parquet")
+        path = processed / f"{split}.parquet"
+        # A split too large for memory is described by its first row group (data/streaming.py).
+        frame = first_rows(path) if streams(cfg.data, path) else read_processed(path)
         logger.log_dataset(
             frame,
             name=f"{cfg.data.name}-{split}",

@@ -4,7 +4,9 @@ The datasets are tensors already in memory (``data/datasets.py``). With ``data.n
 each batch is one indexing of those tensors, on the training device (they are copied there once):
 no per-batch collation, iterator or worker machinery, which would cost more than a small model's
 step. With workers, a DataLoader reads the same batches (same sampler, same order) in worker
-processes; use it when building a batch is real work (decoding images, augmentation).
+processes; use it when building a batch is real work (decoding images, augmentation). A table
+streamed from disk (``data/streaming.py``) is read buffer by buffer, in one worker ahead of the
+step when ``data.num_workers`` is at least 1: a stream has one order, so one reader.
 """
 
 import multiprocessing.util
@@ -16,6 +18,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from ..data.streaming import ParquetStream, StreamBatches
 from . import distributed
 
 
@@ -85,6 +88,8 @@ def batches(
     dataset: TensorDataset, sampler: Any, num_workers: int, device: torch.device, seed: int
 ) -> TensorBatches | DataLoader:
     """In-memory batches without workers; a DataLoader over the same sampler with them."""
+    if isinstance(dataset, ParquetStream):
+        return _stream(dataset, sampler, num_workers, device, seed)
     if num_workers == 0:
         return TensorBatches(dataset, sampler, device)
     use_a_short_folder_for_sockets()
@@ -95,6 +100,23 @@ def batches(
         batch_sampler=sampler,
         collate_fn=_whole_batch,
         num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+        worker_init_fn=distributed.ignore_stop_signals,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def _stream(
+    dataset: ParquetStream, sampler: Any, num_workers: int, device: torch.device, seed: int
+) -> StreamBatches | DataLoader:
+    batches = StreamBatches(dataset, sampler)
+    if num_workers == 0:
+        return batches
+    use_a_short_folder_for_sockets()
+    return DataLoader(
+        batches,
+        batch_size=None,  # the stream yields whole batches
+        num_workers=1,
         pin_memory=device.type == "cuda",
         worker_init_fn=distributed.ignore_stop_signals,
         generator=torch.Generator().manual_seed(seed),

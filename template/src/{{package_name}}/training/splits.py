@@ -2,7 +2,10 @@
 
 The training split is read first, since the plan (``plan.py``) needs its size; overfitting
 validates on the training split itself. Every rank reads its own slice of each global training
-batch and its own shard of the validation and test splits (``sampling.py``).
+batch and its own shard of the validation and test splits (``sampling.py``). A table larger
+than ``data.stream`` allows is read as a stream of row groups instead (``data/streaming.py``):
+its samplers keep the same protocol (``set_epoch(epoch, skip)``, ``len``), so the loop and exact
+resume do not change.
 """
 
 from dataclasses import dataclass
@@ -12,9 +15,17 @@ from typing import Any
 from omegaconf import DictConfig
 from torch.utils.data import TensorDataset
 
+from .. import settings
 from ..data.augmentation import in_workers
 from ..data.checks import read_stats
 from ..data.datasets import load_split
+from ..data.streaming import (
+    SHUFFLE_BUFFER_GROUPS,
+    ParquetStream,
+    ShardSampler,
+    StreamSampler,
+    batches_per_rank,
+)
 from ..tasks import Task
 from . import distributed, loading
 from .plan import Plan, plan
@@ -47,19 +58,22 @@ class Splits:
 def splits(cfg: DictConfig, task: Task, ctx: distributed.Context) -> Splits:
     """Read the training and validation splits of ``cfg.data``; plan the run."""
     processed, workers = cfg.paths.processed_dir, int(cfg.data.num_workers)
-    train_set = load_split(cfg.data, processed, "train", task.targets, in_workers(cfg))
-    run = plan(cfg.trainer, cfg.data.batch_size, len(train_set), ctx.world_size)
+    train_set = load_split(cfg.data, processed, "train", task.targets, in_workers(cfg), lazy=True)
+    run = plan(cfg.trainer, cfg.data.batch_size, _rows(train_set, cfg, ctx), ctx.world_size)
     val_set = (
-        train_set if run.val_on_train else load_split(cfg.data, processed, "val", task.targets)
+        train_set
+        if run.val_on_train
+        else load_split(cfg.data, processed, "val", task.targets, lazy=True)
     )
-    sampler = EpochBatchSampler(
-        len(train_set),
+    sampler = (StreamSampler if isinstance(train_set, ParquetStream) else EpochBatchSampler)(
+        train_set.sizes if isinstance(train_set, ParquetStream) else len(train_set),
         run.batch_size,
         seed=cfg.seed,
         shuffle=run.shuffle,
         rank=ctx.rank,
         world_size=ctx.world_size,
         max_batches=run.train_batches,
+        **_buffer(train_set, cfg),
     )
     stats = Path(processed) / "stats.json"
     return Splits(
@@ -77,7 +91,7 @@ def load_shards(
     cfg: DictConfig, task: Task, run: Plan, ctx: distributed.Context, split: str = "test"
 ) -> Any:
     """This rank's shard of ``split`` (the test split)."""
-    dataset = load_split(cfg.data, cfg.paths.processed_dir, split, task.targets)
+    dataset = load_split(cfg.data, cfg.paths.processed_dir, split, task.targets, lazy=True)
     return shards(dataset, cfg, run, ctx)
 
 
@@ -89,6 +103,16 @@ def shards(
     rows: int | None = None,
 ) -> Any:
     """This rank's shard of ``dataset`` (of its first ``rows``), ``run.val_batches`` batches."""
+    if isinstance(dataset, ParquetStream):
+        sampler: Any = ShardSampler(
+            dataset.sizes,
+            run.batch_size,
+            rank=ctx.rank,
+            world_size=ctx.world_size,
+            max_batches=run.val_batches,
+            rows=rows,
+        )
+        return loading.batches(dataset, sampler, int(cfg.data.num_workers), ctx.device, cfg.seed)
     sampler = ShardBatchSampler(
         len(dataset) if rows is None else rows,
         run.batch_size,
@@ -97,3 +121,30 @@ def shards(
         max_batches=run.val_batches,
     )
     return loading.batches(dataset, sampler, int(cfg.data.num_workers), ctx.device, cfg.seed)
+
+
+def fit_task(task: Task, dataset: Any) -> None:
+    """``task.fit`` on the training targets. A stream's target column is read from disk only
+    for a task that learns from it (regression's scale), not for the default, empty ``fit``."""
+    if isinstance(dataset, ParquetStream):
+        if type(task).fit is not Task.fit:
+            task.fit(dataset.targets)
+        return
+    task.fit(dataset.tensors[1])
+
+
+def _rows(dataset: Any, cfg: DictConfig, ctx: distributed.Context) -> int:
+    """The training rows the plan counts: a stream's are those every rank can fill batches
+    with in any epoch (each rank reads its own row groups)."""
+    if not isinstance(dataset, ParquetStream):
+        return len(dataset)
+    size = settings.positive_int(cfg.data.batch_size, "data.batch_size")
+    per_rank = batches_per_rank(dataset.sizes, size, ctx.world_size)
+    return per_rank * size * ctx.world_size
+
+
+def _buffer(dataset: Any, cfg: DictConfig) -> dict[str, int]:
+    if not isinstance(dataset, ParquetStream):
+        return {}
+    groups = cfg.data.get("shuffle_buffer_groups", SHUFFLE_BUFFER_GROUPS)
+    return {"buffer_groups": settings.positive_int(groups, "data.shuffle_buffer_groups")}

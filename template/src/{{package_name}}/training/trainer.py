@@ -47,7 +47,7 @@ from .checkpointer import Checkpointer, TrainerState
 from .health import HealthMonitor
 from .plan import Plan
 from .profiler import profile_steps
-from .splits import load_shards, splits
+from .splits import fit_task, load_shards, splits
 from .validator import Validator, evaluate
 from .window import LossWindow
 
@@ -91,7 +91,7 @@ def fit(
     _seed_everything(cfg.seed, t.deterministic)  # the same initial weights on every rank
     data = splits(cfg, task, ctx)
     run = data.plan  # the debug modes are presets of it
-    task.fit(data.train_set.tensors[1])  # what encode needs (regression: the mean and std)
+    fit_task(task, data.train_set)  # what encode needs (regression: the mean and std)
     model, net = _model(cfg, run, ctx)
     optimizer = finetuning.optimizer(_instantiate(cfg.optimizer, "optimizer"), model)
     scheduler = _instantiate(cfg.scheduler, "scheduler")(optimizer, total_steps=run.total_steps)
