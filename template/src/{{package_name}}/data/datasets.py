@@ -32,8 +32,12 @@ def load_split(
     processed_dir: str | Path,
     split: str,
     targets: Callable[[np.ndarray], torch.Tensor],
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> TensorDataset:
     """``(features, target)`` tensors of one split: ``train``, ``val`` or ``test``.
+
+    ``augment`` (training only) acts on a batch of images; image datasets read from files
+    pass it to ``ImageFiles`` (tables have nothing to augment and ignore it).
 
     Features are float32, shaped ``data.image_shape`` per row for images; ``targets`` (the
     task's, ``tasks/``) turns the target column into the tensor the loss expects.
