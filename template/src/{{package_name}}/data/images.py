@@ -13,6 +13,8 @@ worker's random state: a resumed run augments every batch as the uninterrupted r
 the number of workers.
 """
 
+import io
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -31,9 +33,16 @@ _COLOUR_MODES = {"RGB", "YCbCr", "CMYK"}
 #: File name endings read as images when a source is a folder.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
+#: Beside the processed manifests: the images' root folder and the class names (``prepare``).
+IMAGES_FILE = "images.json"
+
 
 class ImageDecodeError(ValueError):
     """A file that is not an image this dataset can use; the message names the file and why."""
+
+
+class ImageChannelsError(ImageDecodeError):
+    """An image with another number of channels than the dataset's (``data.image_shape[0]``)."""
 
 
 def channels_of(mode: str) -> int | None:
@@ -46,20 +55,21 @@ def channels_of(mode: str) -> int | None:
     return None
 
 
-def decode(path: str | Path, channels: int) -> torch.Tensor:
+def decode(path: str | Path, channels: int, content: bytes | None = None) -> torch.Tensor:
     """The image file at ``path`` as a ``(channels, height, width)`` tensor of its raw values.
 
     8-bit files come as uint8, 16-bit grey files as int32 (torch has no uint16 arithmetic on
     every version). A file with another number of channels than ``channels`` is refused rather
     than converted: a colour photo in a grey dataset (or an alpha channel) is a data error that
-    ``validate`` reports, not something to paper over.
+    ``validate`` reports, not something to paper over. ``content``: the file's bytes, when the
+    caller has read them already (``validate`` hashes what it decodes).
     """
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(content) if content is not None else path) as image:
             image.load()  # decodes now: a truncated file raises here, not in the model
             found = channels_of(image.mode)
             if found != channels:
-                raise ImageDecodeError(
+                raise ImageChannelsError(
                     f"{path}: {image.mode} image ({found or 'unsupported'} channels), expected "
                     f"{channels} (data.image_shape[0]); convert it to "
                     f"{'grey (L)' if channels == 1 else 'RGB'}"
@@ -110,6 +120,42 @@ def preprocess_for(data) -> Preprocess:
     from .schemas import pixel_range
 
     return Preprocess(pixel_range(data), list(data.image_shape)[1:], bool(data.get("resize", True)))
+
+
+def pixel_scaling(data) -> dict:
+    """The pixels' scaling in the form a table's ``stats.json`` has (``raw = x * scale +
+    offset``), so that evaluation reports changes to [0, 1] pixels in raw pixel values."""
+    from .schemas import pixel_range
+
+    low, high = pixel_range(data)
+    count = int(np.prod(list(data.image_shape)))
+    return {
+        "features": [f"pixel_{i}" for i in range(count)],
+        "offset": [low] * count,
+        "scale": [high - low] * count,
+    }
+
+
+def read_images_record(processed_dir: str | Path) -> tuple[Path, list[str]]:
+    """The images' root folder and the class names ``prepare`` recorded (``images.json``), or
+    a ``DataValidationError`` naming the file and how to rebuild it."""
+    from .checks import DataValidationError, rebuild_hint
+
+    path = Path(processed_dir) / IMAGES_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        root, names = Path(record["root"]), [str(n) for n in record["class_names"]]
+    except FileNotFoundError:
+        raise DataValidationError(
+            f"{path} does not exist: the image splits' root folder is recorded there; "
+            f"{rebuild_hint()}."
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DataValidationError(
+            f"{path} cannot be read as the images' root and class names ({error}); "
+            f"{rebuild_hint()}."
+        ) from None
+    return root, names
 
 
 def batch_seed(seed: int, epoch: int, first_row: int) -> int:

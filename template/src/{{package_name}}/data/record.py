@@ -2,7 +2,10 @@
 
 ``python -m <package>.data.validate`` writes ``<processed_dir>.validation.json``
 (``data/processed.validation.json``): the md5 of exactly the files it checked, the settings its
-checks ran with and its verdict. ``train``, ``tune`` and ``evaluate`` call ``require_validated``
+checks ran with and its verdict. For image data the record also holds a digest of the image
+files the manifests list (``image_checks.files_digest``: each file's path, size and
+modification time), so an image replaced, edited, added or removed after validate is refused as
+changed data. ``train``, ``tune`` and ``evaluate`` call ``require_validated``
 before they read the data: it refuses (exit 5) data that failed validation, changed since, or was
 never validated. Here, not in ``validate.py``, because commands never import each other
 (``tests/test_layers.py``).
@@ -15,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from .checks import DataValidationError, unreadable_parquet
-from .schemas import SPLITS
+from .schemas import SPLITS, is_images
 from .version import digest, file_md5s
 
 #: Within-split repeated rows above this share fail validation (``data.max_duplicate_share``).
@@ -31,13 +34,42 @@ def record_path(processed_dir: str | Path) -> Path:
 def checked_settings(cfg: DictConfig) -> dict:
     """The settings the checks ran with: a record made with looser ones does not count."""
     data = cfg.data
-    return {
+    settings = {
         "data.name": data.name,
         "data.drift": OmegaConf.to_container(data.drift, resolve=True),
         "data.max_duplicate_share": float(
             data.get("max_duplicate_share", DEFAULT_MAX_DUPLICATE_SHARE)
         ),
     }
+    if is_images(data):  # what the files were checked against
+        for key in ("image_shape", "pixel_range", "resize", "num_classes"):
+            value = data.get(key)
+            settings[f"data.{key}"] = (
+                OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+            )
+    return settings
+
+
+def current_files(cfg: DictConfig, processed_dir: Path) -> dict[str, str]:
+    """The md5 of each processed file, and for image data the digest of the image files the
+    manifests list (``image_checks.files_digest``): what a record must match."""
+    if not is_images(cfg.data):
+        return file_md5s(processed_dir)
+    import pandas as pd
+
+    from .image_checks import files_digest
+    from .images import IMAGES_FILE, read_images_record
+
+    names = (*(f"{s}.parquet" for s in SPLITS), IMAGES_FILE)
+    files = file_md5s(processed_dir, names)
+    root, _ = read_images_record(processed_dir)
+    paths = [
+        p
+        for s in SPLITS
+        for p in pd.read_parquet(processed_dir / f"{s}.parquet", columns=["path"])["path"]
+    ]
+    files["images"] = files_digest(root, paths)
+    return files
 
 
 def require_validated(cfg: DictConfig) -> str:
@@ -61,7 +93,7 @@ def require_validated(cfg: DictConfig) -> str:
             raise unreadable_parquet(path, error) from None
     package = __name__.split(".")[0]
     command = f"`make validate` (python -m {package}.data.validate)"
-    files = file_md5s(processed_dir)
+    files = current_files(cfg, processed_dir)
     md5 = digest(files)
     path = record_path(processed_dir)
     try:
@@ -75,6 +107,9 @@ def require_validated(cfg: DictConfig) -> str:
     if validated != md5:
         known = record.get("files") or {}
         changed = sorted(n for n in set(files) | set(known) if files.get(n) != known.get(n))
+        changed = [
+            "the image files the manifests list" if n == "images" else n for n in changed
+        ]  # an image replaced, edited, added or removed
         raise DataValidationError(
             f"validation has not been run on THIS data: {', '.join(changed) or 'the files'} in "
             f"{processed_dir} changed since validate checked them (validated md5 {validated}, "

@@ -2,6 +2,9 @@
 
     python -m <package>.data.validate [overrides]
 
+Image datasets are checked as ``inspect_images`` says: their manifests, and every file
+they list (decodable, channels, size, value range; the same file content in two splits).
+
 Checks every split against its processed schema (dtypes, ranges, allowed labels, nulls, unique
 ids, the shape of image rows, finite values), ``stats.json`` (the feature scaling), that no id
 and no row content (feature values) is in two splits, that rows do not repeat within a split
@@ -42,7 +45,16 @@ from .checks import (
     write_report,
 )
 from .record import DEFAULT_MAX_DUPLICATE_SHARE, checked_settings, record_path
-from .schemas import SPLITS, has_class_labels, schemas_for
+from .schemas import (
+    MANIFEST_COLUMNS,
+    SPLITS,
+    ImageManifest,
+    has_class_labels,
+    is_images,
+    label_range_failures,
+    pixel_range,
+    schemas_for,
+)
 from .version import PROCESSED_FILES, bytes_md5, digest, schema_digest
 
 
@@ -110,6 +122,8 @@ def inspect(cfg: DictConfig) -> Validation:
     record is that of exactly what was checked.
     """
     data = cfg.data
+    if is_images(data):
+        return inspect_images(cfg)
     _, processed_schema, features = schemas_for(data.name)
     processed_dir = Path(cfg.paths.processed_dir)
     result = Validation()
@@ -159,6 +173,64 @@ def inspect(cfg: DictConfig) -> Validation:
     return result
 
 
+def inspect_images(cfg: DictConfig) -> Validation:
+    """An image dataset: its manifests (schema, labels, ids), ``images.json``, and every file
+    the manifests list (decodable, channels, size, value range; the same content in two
+    splits), then label drift between the splits."""
+    from .image_checks import all_paths, content_frames, file_failures, files_digest
+    from .images import IMAGES_FILE, read_images_record
+
+    data = cfg.data
+    processed_dir = Path(cfg.paths.processed_dir)
+    result = Validation()
+    contents = {}
+    for name in (*(f"{s}.parquet" for s in SPLITS), IMAGES_FILE):
+        path = processed_dir / name
+        if path.is_file():
+            contents[name] = path.read_bytes()
+            result.files[name] = bytes_md5(contents[name])
+    splits = {}
+    for name in SPLITS:
+        file = f"{name}.parquet"
+        frame, unreadable = read_split(processed_dir / file, contents.get(file))
+        result.failures += unreadable
+        if frame is not None:
+            result.failures += schema_failures(ImageManifest, frame, name, MANIFEST_COLUMNS)
+            result.failures += label_range_failures(frame, name, int(data.num_classes))
+            splits[name] = frame
+    try:
+        root, class_names = read_images_record(processed_dir)
+    except DataValidationError as error:
+        result.failures.append(Failure(IMAGES_FILE, "<file>", "readable", [str(error)[:120]]))
+        return result
+    if len(class_names) != int(data.num_classes):
+        result.failures.append(
+            Failure(IMAGES_FILE, "class_names", "one per class (data.num_classes)",
+                    class_names[:5], [], len(class_names))
+        )  # fmt: skip
+    if result.failures:  # files of manifests that break their schema are not worth opening
+        return result
+    result.failures += overlapping_ids(splits)
+    failures, file_md5s = file_failures(
+        root, splits, list(data.image_shape), bool(data.get("resize", False)), pixel_range(data)
+    )
+    result.failures += failures
+    max_share = float(data.get("max_duplicate_share", DEFAULT_MAX_DUPLICATE_SHARE))
+    duplicated, result.warnings = duplicated_content(
+        content_frames(splits, file_md5s), ["file_md5"], max_share
+    )
+    result.failures += duplicated
+    # What the record keeps of the files themselves (image_checks.files_digest says why).
+    result.files["images"] = files_digest(root, all_paths(splits))
+    if not result.failures:
+        drift = OmegaConf.to_container(data.drift)
+        for name in ("val", "test"):
+            result.failures += drift_failures(
+                splits["train"], splits[name], name, [], "label", True, drift
+            )
+    return result
+
+
 def validate(cfg: DictConfig) -> list[Failure]:
     """Every failure of the processed data, or an empty list."""
     return inspect(cfg).failures
@@ -175,13 +247,17 @@ def check_and_record(cfg: DictConfig) -> Validation:
     md5 = digest(result.files)
     checked = {"dataset": cfg.data.name, "splits": list(SPLITS), "md5": md5, "files": result.files}
     write_report(report, result.failures, checked, result.warnings)
-    _, schema, features = schemas_for(cfg.data.name)
+    if is_images(cfg.data):
+        schema, columns = ImageManifest, MANIFEST_COLUMNS
+    else:
+        _, schema, features = schemas_for(cfg.data.name)
+        columns = ["id", *features, cfg.data.target]
     record = {
         "passed": not result.failures,
         "md5": md5,
         "files": result.files,
         # The schema the splits were checked under: loading a split it vouches for skips the check.
-        "schema": schema_digest(schema, ["id", *features, cfg.data.target]),
+        "schema": schema_digest(schema, columns),
         "settings": checked_settings(cfg),
         "failed_checks": [_summary(f) for f in result.failures],
         "report": str(report),

@@ -14,6 +14,8 @@ from torch.utils.data import TensorDataset
 
 from ..data.checks import read_stats
 from ..data.datasets import load_split
+from ..data.images import ImageFiles
+from ..data.schemas import is_images
 from ..tasks import Task
 from . import distributed, loading
 from .plan import Plan, plan
@@ -25,20 +27,21 @@ class Splits:
     """What the loop reads, and the plan made from the training split's size."""
 
     plan: Plan
-    train_set: TensorDataset
-    val_set: TensorDataset
+    train_set: TensorDataset | ImageFiles
+    val_set: TensorDataset | ImageFiles
     train_sampler: EpochBatchSampler
     train: Any  # the training batches (loading.batches)
     val: Any  # this rank's shard of the validation split
     # prepare's feature scaling travels with the weights: predict applies the scaling the model
-    # was trained with, even after the data has been prepared again.
+    # was trained with, even after the data has been prepared again. None for images: the
+    # checkpoint's config (data.pixel_range, image_shape, resize) rebuilds images.Preprocess.
     feature_scale: dict[str, Any] | None
 
 
 def splits(cfg: DictConfig, task: Task, ctx: distributed.Context) -> Splits:
     """Read the training and validation splits of ``cfg.data``; plan the run."""
     processed, workers = cfg.paths.processed_dir, int(cfg.data.num_workers)
-    train_set = load_split(cfg.data, processed, "train", task.targets)
+    train_set = load_split(cfg.data, processed, "train", task.targets, seed=cfg.seed)
     run = plan(cfg.trainer, cfg.data.batch_size, len(train_set), ctx.world_size)
     val_set = (
         train_set if run.val_on_train else load_split(cfg.data, processed, "val", task.targets)
@@ -60,7 +63,8 @@ def splits(cfg: DictConfig, task: Task, ctx: distributed.Context) -> Splits:
         train_sampler=sampler,
         train=loading.batches(train_set, sampler, workers, ctx.device, cfg.seed),
         val=shards(val_set, cfg, run, ctx, run.val_rows),
-        feature_scale=read_stats(stats) if stats.is_file() else None,  # unreadable: exit 5
+        # unreadable: exit 5
+        feature_scale=read_stats(stats) if stats.is_file() and not is_images(cfg.data) else None,
     )
 
 
@@ -73,7 +77,7 @@ def load_shards(
 
 
 def shards(
-    dataset: TensorDataset,
+    dataset: TensorDataset | ImageFiles,
     cfg: DictConfig,
     run: Plan,
     ctx: distributed.Context,

@@ -90,7 +90,7 @@ def fit(
     _seed_everything(cfg.seed, t.deterministic)  # the same initial weights on every rank
     data = splits(cfg, task, ctx)
     run = data.plan  # the debug modes are presets of it
-    task.fit(data.train_set.tensors[1])  # what encode needs (regression: the mean and std)
+    task.fit(loading.targets_of(data.train_set))  # what encode needs (regression: the mean and std)
     model, net = _model(cfg, run, ctx)
     optimizer = _instantiate(cfg.optimizer, "optimizer")(model.parameters())
     scheduler = _instantiate(cfg.scheduler, "scheduler")(optimizer, total_steps=run.total_steps)
@@ -113,7 +113,8 @@ def fit(
     health = HealthMonitor(  # gradients, updates, dead units, loss trends: see health.py
         model, t.get("health"), logger, enabled=ctx.is_main, start_step=state.global_step,
         output_dir=output_dir, precision=precision, skips_nonfinite=scaler.is_enabled(),
-        samples=data.val_set.tensors if task.images else None, decode=task.decode,
+        samples=loading.first_rows(data.val_set, t.health) if task.images else None,
+        decode=task.decode,
     )  # fmt: skip
     health_at = health.next_step  # the next optimizer step it measures (-1: none)
     # Read once: config lookups in the hot loop cost microseconds.
@@ -125,6 +126,7 @@ def fit(
         while run.keep_going(state.global_step, state.epoch, state.stopped_early):
             data.train_sampler.set_epoch(state.epoch, skip=state.batch_in_epoch)
             loading.reseed(data.train, cfg.seed + state.epoch)
+            loading.start_epoch(data.train_set, state.epoch)
             net.train()
             for index, (inputs, targets) in enumerate(data.train, start=state.batch_in_epoch):
                 inputs, targets = _to(inputs, targets, device, channels_last)
