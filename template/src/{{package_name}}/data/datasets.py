@@ -81,7 +81,7 @@ def load_split(
         return ImageFiles(
             root,
             frame["path"].tolist(),
-            targets(frame["label"].to_numpy()),
+            targets(frame["label"].to_numpy(copy=True)),
             int(data.image_shape[0]),
             preprocess_for(data),
             augment,

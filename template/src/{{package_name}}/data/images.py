@@ -167,8 +167,8 @@ class ImageFiles(Dataset):
     """A split of image files: ``(image, target)`` rows, decoded and preprocessed on reading.
 
     ``__getitems__`` reads a whole batch (the DataLoader calls it with the sampler's indices):
-    each file is decoded and preprocessed on its own (files may differ in size until resized),
-    then the batch is stacked and, in training, augmented in one call.
+    each file is decoded, then the batch is preprocessed in one call (one at a time where the
+    files differ in size until resized) and, in training, augmented in one call.
     """
 
     def __init__(
@@ -208,7 +208,11 @@ class ImageFiles(Dataset):
         return images[0], targets[0]
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        images = torch.stack([self.image(i) for i in indices])
+        raw = [decode(self.root / self.paths[i], self.channels) for i in indices]
+        if len({tuple(r.shape) for r in raw}) == 1:  # one call for the batch: half the time
+            images = self.preprocess(torch.stack(raw))
+        else:  # files of different sizes, resized one at a time
+            images = torch.cat([self.preprocess(r.unsqueeze(0)) for r in raw])
         if self.augment is not None and indices:
             # Seeded by where the batch is (fork_rng leaves the process's own state as it was).
             with torch.random.fork_rng(devices=[]):

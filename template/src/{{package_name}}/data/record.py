@@ -50,26 +50,23 @@ def checked_settings(cfg: DictConfig) -> dict:
     return settings
 
 
-def current_files(cfg: DictConfig, processed_dir: Path) -> dict[str, str]:
-    """The md5 of each processed file, and for image data the digest of the image files the
-    manifests list (``image_checks.files_digest``): what a record must match."""
-    if not is_images(cfg.data):
-        return file_md5s(processed_dir)
+def image_files_digest(processed_dir: Path) -> str:
+    """The digest of the image files the manifests list (``image_checks.files_digest``: each
+    file's path, size and modification time): what an image dataset's record must also match.
+    Kept apart from the processed files' md5, which stays the md5 DVC records for them."""
     import pandas as pd
 
     from .image_checks import files_digest
-    from .images import IMAGES_FILE, read_images_record
+    from .images import read_images_record
 
-    names = (*(f"{s}.parquet" for s in SPLITS), IMAGES_FILE)
-    files = file_md5s(processed_dir, names)
     root, _ = read_images_record(processed_dir)
+    columns = ["path"]
     paths = [
         p
         for s in SPLITS
-        for p in pd.read_parquet(processed_dir / f"{s}.parquet", columns=["path"])["path"]
+        for p in pd.read_parquet(processed_dir / f"{s}.parquet", columns=columns)["path"]
     ]
-    files["images"] = files_digest(root, paths)
-    return files
+    return files_digest(root, paths)
 
 
 def require_validated(cfg: DictConfig) -> str:
@@ -93,7 +90,7 @@ def require_validated(cfg: DictConfig) -> str:
             raise unreadable_parquet(path, error) from None
     package = __name__.split(".")[0]
     command = f"`make validate` (python -m {package}.data.validate)"
-    files = current_files(cfg, processed_dir)
+    files = file_md5s(processed_dir)
     md5 = digest(files)
     path = record_path(processed_dir)
     try:
@@ -107,13 +104,17 @@ def require_validated(cfg: DictConfig) -> str:
     if validated != md5:
         known = record.get("files") or {}
         changed = sorted(n for n in set(files) | set(known) if files.get(n) != known.get(n))
-        changed = [
-            "the image files the manifests list" if n == "images" else n for n in changed
-        ]  # an image replaced, edited, added or removed
         raise DataValidationError(
             f"validation has not been run on THIS data: {', '.join(changed) or 'the files'} in "
             f"{processed_dir} changed since validate checked them (validated md5 {validated}, "
             f"now {md5}). Run {command} again; only data that passed validation is used."
+        )
+    if is_images(cfg.data) and record.get("images") != image_files_digest(processed_dir):
+        # An image replaced, edited, added or removed since validate decoded it.
+        raise DataValidationError(
+            f"validation has not been run on THIS data: the image files that the manifests in "
+            f"{processed_dir} list changed since validate checked them (a file replaced, edited, "
+            f"added or removed). Run {command} again; only data that passed validation is used."
         )
     settings = checked_settings(cfg)
     if record.get("settings") != settings:

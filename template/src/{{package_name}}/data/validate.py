@@ -65,6 +65,7 @@ class Validation:
     failures: list[Failure] = field(default_factory=list)
     warnings: list[Failure] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
+    images: str | None = None  # image data: the digest of its files (record.image_files_digest)
 
 
 def read_split(
@@ -221,7 +222,7 @@ def inspect_images(cfg: DictConfig) -> Validation:
     )
     result.failures += duplicated
     # What the record keeps of the files themselves (image_checks.files_digest says why).
-    result.files["images"] = files_digest(root, all_paths(splits))
+    result.images = files_digest(root, all_paths(splits))
     if not result.failures:
         drift = OmegaConf.to_container(data.drift)
         for name in ("val", "test"):
@@ -259,6 +260,7 @@ def check_and_record(cfg: DictConfig) -> Validation:
         # The schema the splits were checked under: loading a split it vouches for skips the check.
         "schema": schema_digest(schema, columns),
         "settings": checked_settings(cfg),
+        **({"images": result.images} if result.images is not None else {}),
         "failed_checks": [_summary(f) for f in result.failures],
         "report": str(report),
     }
