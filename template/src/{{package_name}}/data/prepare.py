@@ -7,9 +7,9 @@
    read, never rewritten. Delete it to fetch again. The file records the ``data.source`` it
    came from, and prepare refuses to go on when the config now names another source.
 2. The rows are split into train, val and test with a fixed seed (stratified by label for
-   classification), and transformed: pixels scaled from ``data.pixel_range`` to [0, 1];
-   tabular features standardised with the training split's mean and standard deviation (saved
-   in ``stats.json``, so that prediction can apply the same transform).
+   classification), and transformed: features standardised with the training split's mean and
+   standard deviation (saved in ``stats.json``, so that prediction can apply the same
+   transform).
 3. The splits are written to ``data/processed/`` as Parquet, all or nothing: they are built in a
    temporary folder that replaces the old one only when complete.
 
@@ -35,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..config import entry_point
 from ..errors import ConfigError
-from .checks import DataValidationError, format_failures, range_failures, schema_failures
+from .checks import DataValidationError, format_failures, schema_failures
 from .schemas import (
     MANIFEST_COLUMNS,
     SPLITS,
@@ -43,7 +43,6 @@ from .schemas import (
     has_class_labels,
     is_images,
     label_range_failures,
-    pixel_range,
     schemas_for,
 )
 from .sources import load_source
@@ -94,8 +93,6 @@ def load_raw(data: DictConfig, raw_dir: Path) -> pd.DataFrame:
     columns = ["id", *features, data.target]
     table = f"raw/{data.name}"
     failures = schema_failures(raw_schema, frame, table, columns)
-    if data.get("pixel_range") is not None and not failures:  # images
-        failures = range_failures(frame, table, features, pixel_range(data), "data.pixel_range")
     if failures:
         raise DataValidationError(
             f"The raw data of {data.name!r} (data.source={data.source!r}) breaks its schema "
@@ -137,16 +134,10 @@ def transform(
     splits: dict[str, pd.DataFrame], data: DictConfig, features: list[str]
 ) -> tuple[dict[str, pd.DataFrame], dict]:
     """Scale the features with statistics of the training split only (no leakage)."""
-    if data.get("pixel_range") is not None:
-        # Images: pixels are scaled from the dataset's own range (data.pixel_range) to [0, 1].
-        low, high = pixel_range(data)
-        offset = np.full(len(features), low)
-        scale = np.full(len(features), high - low)
-    else:
-        train = splits["train"][features].to_numpy(dtype=np.float64)
-        offset = train.mean(axis=0)
-        scale = train.std(axis=0)
-        scale[scale == 0] = 1.0  # a constant feature stays constant instead of dividing by 0
+    train = splits["train"][features].to_numpy(dtype=np.float64)
+    offset = train.mean(axis=0)
+    scale = train.std(axis=0)
+    scale[scale == 0] = 1.0  # a constant feature stays constant instead of dividing by 0
     processed = {}
     for name, part in splits.items():
         out = part[["id"]].astype(np.int64)

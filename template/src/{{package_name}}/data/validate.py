@@ -2,16 +2,15 @@
 
     python -m <package>.data.validate [overrides]
 
-Image datasets are checked as ``inspect_images`` says: their manifests, and every file
-they list (decodable, channels, size, value range; the same file content in two splits).
-
 Checks every split against its processed schema (dtypes, ranges, allowed labels, nulls, unique
 ids, the shape of image rows, finite values), ``stats.json`` (the feature scaling), that no id
 and no row content (feature values) is in two splits, that rows do not repeat within a split
 beyond ``data.max_duplicate_share``, and that val and test are not drifted from train
 (``data.drift``). Every failure is reported at once, as a table on the terminal and in
 ``reports/validation.json``; any failure exits 5 (bad data), so neither DVC nor the Makefile
-goes on to training. The data itself is never modified.
+goes on to training. The data itself is never modified. Image datasets are checked as
+``inspect_images`` says: their manifests, and every file they list (decodable, channels, size,
+value range; the same file content in two splits).
 
 It also writes the validation record beside the data, ``<processed_dir>.validation.json``
 (``data/processed.validation.json``): the md5 of exactly the files it checked and its verdict.
