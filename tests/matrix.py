@@ -164,6 +164,8 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/data/checks.py",
         f"{pkg}/data/datasets.py",
         f"{pkg}/data/images.py",
+        f"{pkg}/data/image_checks.py",
+        f"{pkg}/data/image_sources.py",
         f"{pkg}/data/large.py",
         f"{pkg}/data/prepare.py",
         f"{pkg}/data/record.py",
@@ -178,6 +180,8 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "tests/test_data_integrity.py",
         "tests/test_streaming.py",
     }
+    if answers["task"] == "image_classification":  # image files: folders, manifests, checks
+        files.add("tests/test_image_files.py")
     if answers["use_dvc"]:
         files |= {".dvcignore", "dvc.yaml"}
     # trainer

@@ -110,3 +110,70 @@ assert task.kind == "regression" and task.answers_spec()["shape"] == ["n"]
         cwd=project,
         **env,
     )
+
+
+def draw_shapes(folder: Path, per_class: int = 20) -> None:
+    """The user's own images: coloured circles, squares and triangles, RGB PNG and JPEG files of
+    varied sizes (12 to 24 pixels), ``folder/<shape>/<n>.<png|jpg>``."""
+    import random
+
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(0)
+    for shape in ("circle", "square", "triangle"):
+        (folder / shape).mkdir(parents=True)
+        for n in range(per_class):
+            size = rng.randint(12, 24)
+            background = tuple(rng.randint(0, 80) for _ in range(3))
+            colour = tuple(rng.randint(150, 255) for _ in range(3))
+            image = Image.new("RGB", (size, size), background)
+            draw = ImageDraw.Draw(image)
+            margin = rng.randint(1, 3)
+            box = (margin, margin, size - 1 - margin, size - 1 - margin)
+            if shape == "circle":
+                draw.ellipse(box, fill=colour)
+            elif shape == "square":
+                draw.rectangle(box, fill=colour)
+            else:
+                draw.polygon([(size // 2, margin), box[2:], (margin, box[3])], fill=colour)
+            image.save(folder / shape / f"{n:02d}.{'jpg' if n % 2 else 'png'}")
+
+
+@pytest.mark.slow
+def test_own_data_pages_folder_of_images_runs_with_its_config_alone(default_project, tmp_path):
+    # docs/how-to/own-data.md, "A folder of your own images": the page's data config, as
+    # written, over a folder of the user's own images; prepare, validate, train and evaluate
+    # with configs only (no code edited).
+    page = DOCS / "how-to" / "own-data.md"
+    pkg = package_name(default_project.answers)
+    project = tmp_path / "project"
+    shutil.copytree(default_project.path, project)
+    [config] = [b for b in code_blocks(page, "yaml") if "configs/data/shapes.yaml" in b]
+    (project / "configs" / "data" / "shapes.yaml").write_text(config, encoding="utf-8")
+    source = re.search(r"^source: (\S+)", config, re.M).group(1)
+    draw_shapes(project / source)
+    commands = [
+        line.split()
+        for block in code_blocks(page, "bash")
+        for line in block.splitlines()
+        if "data=shapes" in line
+    ]
+    assert [c[2] for c in commands] == [f"<package>.{c}" for c in PIPELINE]
+    env = {"PYTHONPATH": str(project / "src")}
+    run_dir = tmp_path / "run"
+    # Shortened (a few epochs) and kept out of the tracking store; evaluate reads the run.
+    extra = {
+        "train": ["logger=none", "trainer.max_epochs=3", f"paths.output_dir={run_dir}"],
+        "evaluate": ["logger=none", f"ckpt_path={run_dir}/checkpoints/best.pt"],
+    }
+    for command, name in zip(commands, PIPELINE, strict=True):
+        args = [a for a in command[3:] if not a.startswith("ckpt_path=")]
+        run(
+            [sys.executable, "-m", f"{pkg}.{name}", *args, *extra.get(name, [])], cwd=project, **env
+        )
+    processed = project / "data" / "processed"
+    assert '"class_names": [\n    "circle",' in (processed / "images.json").read_text()
+    assert (project / "reports" / "metrics.json").is_file()
+
+
+PIPELINE = ("data.prepare", "data.validate", "train", "evaluate")

@@ -58,7 +58,8 @@ def evaluate(
 
     from .data.checks import read_processed
     from .data.datasets import load_split
-    from .data.schemas import schemas_for
+    from .data.images import pixel_scaling
+    from .data.schemas import is_images, schemas_for
     from .errors import ConfigError
     from .evaluation import distributions, importance, report, slices, suite
     from .inference import (
@@ -84,13 +85,32 @@ def evaluate(
     def predict(inputs: np.ndarray) -> np.ndarray:
         return model_outputs(model, inputs, device, task)
 
+    images = is_images(trained.data)
+
     def targets(split: str):
-        """The split's inputs and its targets as one value per row (class, or value)."""
+        """The split's inputs and its targets as one value per row (class, or value); images
+        as ``(n, C, H, W)`` in [0, 1], read from their files (not augmented)."""
         dataset = load_split(trained.data, processed, split, task.targets)
+        if images:
+            inputs = image_array(dataset)
+            return inputs, dataset.targets.numpy().reshape(len(dataset))
         return dataset.tensors[0].numpy(), dataset.tensors[1].numpy().reshape(len(dataset))
 
-    # Slices and behavioural tests speak in raw units: the scaling the model was trained with.
-    scaling = feature_scale(state, path, processed, schemas_for(trained.data.name)[2])
+    # Slices and behavioural tests speak in raw units: the scaling the model was trained with
+    # (images: their pixels', data.pixel_range).
+    if images:
+        scaling = pixel_scaling(trained.data)
+    else:
+        scaling = feature_scale(state, path, processed, schemas_for(trained.data.name)[2])
+    features = scaling["features"]
+
+    def train_targets():
+        """The training split's targets (its images are not read)."""
+        if images:
+            dataset = load_split(trained.data, processed, "train", task.targets)
+            return dataset.targets.numpy().reshape(len(dataset))
+        return targets("train")[1]
+
     splits = {}
     for name in ("val", "test"):
         x, y = targets(name)
@@ -112,8 +132,8 @@ def evaluate(
             splits["val"],
             splits["test"],
             predict,
-            targets("train")[1],
-            schemas_for(trained.data.name)[2],
+            train_targets(),
+            features,
             seed=int(cfg.seed),
             others=others,
             seed_groups=seed_groups,
@@ -157,6 +177,17 @@ def evaluate(
                     "evaluation/feature_importance.json",
                 )
     return results.metrics
+
+
+def image_array(dataset, batch_size: int = 256):
+    """Every image of an ``ImageFiles`` split, preprocessed: ``(n, C, H, W)`` float32 in [0, 1]."""
+    import numpy as np
+
+    parts = [
+        dataset.__getitems__(list(range(start, min(start + batch_size, len(dataset)))))[0]
+        for start in range(0, len(dataset), batch_size)
+    ]
+    return np.concatenate([p.numpy() for p in parts]).astype(np.float32, copy=False)
 
 
 def test_outputs(ckpt_path: Any, inputs, cfg: DictConfig):

@@ -246,6 +246,8 @@ class Data:  # task-dependent: configs/data/ gives every value; prepare checks s
     num_classes: int | None = setting(MISSING, integer(2, nullable=True))
     image_shape: list[int] | None = MISSING
     pixel_range: list[float] | None = MISSING
+    resize: bool | None = MISSING  # images: files of another size resized (else refused)
+    class_names: list[str] | None = MISSING  # images: null = the folder names / the labels
     val_fraction: float = MISSING
     test_fraction: float = MISSING
     split_seed: int = MISSING

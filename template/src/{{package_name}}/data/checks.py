@@ -139,7 +139,7 @@ def range_failures(
     """Values of ``columns`` outside ``value_range``, the range a config ``setting`` gives.
 
     For ranges that belong to a dataset's config rather than to its schema, such as the raw
-    pixel values of images (``data.pixel_range``: 0..16 for digits, 0..255 for 8-bit images).
+    pixel values of images (``data.pixel_range``: 0..255 for 8-bit images).
     """
     low, high = value_range
     failures = []

@@ -1,6 +1,7 @@
-"""Datasets for training and evaluation: the processed splits as tensors.
+"""Datasets for training and evaluation: the processed splits as tensors, or image files.
 
-The whole of each split fits in memory (Parquet is column-major: the feature columns are read in
+Image data is read from its files a batch at a time (``images.ImageFiles``); a table's split
+fits in memory (Parquet is column-major: the feature columns are read in
 one go and turned into a row-major array once). Each split is checked against its processed
 schema on loading, so nothing trains on data that breaks it, whichever command started it; the
 check is not repeated when ``validate``'s passing record holds exactly these bytes, checked under
@@ -22,8 +23,16 @@ from .checks import (
     schema_failures,
     unreadable_parquet,
 )
+from .images import ImageFiles, preprocess_for, read_images_record
 from .record import vouches_for
-from .schemas import SPLITS, schemas_for
+from .schemas import (
+    MANIFEST_COLUMNS,
+    SPLITS,
+    ImageManifest,
+    is_images,
+    label_range_failures,
+    schemas_for,
+)
 from .streaming import stream_split, streams
 from .version import bytes_md5, schema_digest
 
@@ -34,18 +43,25 @@ def load_split(
     split: str,
     targets: Callable[[np.ndarray], torch.Tensor],
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    seed: int = 0,
     *,
     lazy: bool = False,
-) -> TensorDataset:
+) -> TensorDataset | ImageFiles:
     """``(features, target)`` tensors of one split: ``train``, ``val`` or ``test``.
 
-    Features are float32, shaped ``data.image_shape`` per row for images; ``targets`` (the
-    task's, ``tasks/``) turns the target column into the tensor the loss expects. ``augment``
-    (``data/augmentation.py``; the training split only) augments image files as they are read.
-    ``lazy`` (the trainer): a table larger than ``data.stream`` allows is a ``ParquetStream``
-    instead, read a few row groups at a time (``streaming.py``).
+    ``augment`` (training only) acts on a batch of images; image datasets read from files
+    pass it to ``ImageFiles`` (tables have nothing to augment and ignore it).
+
+    Features are float32 tensors in memory for tables; for image data (``data.image_shape``) an
+    ``ImageFiles`` over the split's manifest, which decodes its files a batch at a time.
+    ``targets`` (the task's, ``tasks/``) turns the target column into the tensor the loss
+    expects. ``lazy`` (the trainer): a table larger than ``data.stream`` allows is a
+    ``ParquetStream`` instead, read a few row groups at a time (``streaming.py``).
     """
-    _, processed_schema, features = schemas_for(data.name)
+    if is_images(data):
+        processed_schema, features = ImageManifest, []
+    else:
+        _, processed_schema, features = schemas_for(data.name)
     require_prepared(processed_dir, (split,))
     path = Path(processed_dir) / f"{split}.parquet"
     if lazy and streams(data, path):
@@ -55,18 +71,29 @@ def load_split(
     except OSError as error:  # unreadable (permissions, a folder): named as pyarrow's errors are
         raise unreadable_parquet(path, error) from None
     frame = read_processed(path, content)
-    columns = ["id", *features, data.target]
+    columns = MANIFEST_COLUMNS if is_images(data) else ["id", *features, data.target]
     vouched = vouches_for(
         processed_dir, path.name, bytes_md5(content), schema_digest(processed_schema, columns)
     )
     failures = [] if vouched else schema_failures(processed_schema, frame, split, columns)
+    if is_images(data) and not vouched:
+        failures += label_range_failures(frame, split, int(data.num_classes))
     if failures:
         raise DataValidationError(
             f"{path} breaks its schema; refusing to use it:\n{format_failures(failures)}"
         )
+    if is_images(data):
+        root, _ = read_images_record(processed_dir)
+        return ImageFiles(
+            root,
+            frame["path"].tolist(),
+            targets(frame["label"].to_numpy(copy=True)),
+            int(data.image_shape[0]),
+            preprocess_for(data),
+            augment,
+            seed,
+        )
     inputs = torch.from_numpy(frame[features].to_numpy(dtype=np.float32, copy=True))
-    if data.get("image_shape"):
-        inputs = inputs.reshape(len(frame), *data.image_shape)
     return TensorDataset(inputs, targets(frame[data.target].to_numpy()))
 
 
@@ -83,5 +110,7 @@ def require_prepared(processed_dir: str | Path, splits: tuple[str, ...] = SPLITS
 
 
 def num_features(data: DictConfig) -> int:
-    """The width of a flattened input row."""
+    """The width of a flattened input row (of an image: its pixel count)."""
+    if is_images(data):
+        return int(np.prod(list(data.image_shape)))
     return len(schemas_for(data.name)[2])

@@ -13,6 +13,8 @@ worker's random state: a resumed run augments every batch as the uninterrupted r
 the number of workers.
 """
 
+import io
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -31,9 +33,16 @@ _COLOUR_MODES = {"RGB", "YCbCr", "CMYK"}
 #: File name endings read as images when a source is a folder.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
+#: Beside the processed manifests: the images' root folder and the class names (``prepare``).
+IMAGES_FILE = "images.json"
+
 
 class ImageDecodeError(ValueError):
     """A file that is not an image this dataset can use; the message names the file and why."""
+
+
+class ImageChannelsError(ImageDecodeError):
+    """An image with another number of channels than the dataset's (``data.image_shape[0]``)."""
 
 
 def channels_of(mode: str) -> int | None:
@@ -46,20 +55,21 @@ def channels_of(mode: str) -> int | None:
     return None
 
 
-def decode(path: str | Path, channels: int) -> torch.Tensor:
+def decode(path: str | Path, channels: int, content: bytes | None = None) -> torch.Tensor:
     """The image file at ``path`` as a ``(channels, height, width)`` tensor of its raw values.
 
     8-bit files come as uint8, 16-bit grey files as int32 (torch has no uint16 arithmetic on
     every version). A file with another number of channels than ``channels`` is refused rather
     than converted: a colour photo in a grey dataset (or an alpha channel) is a data error that
-    ``validate`` reports, not something to paper over.
+    ``validate`` reports, not something to paper over. ``content``: the file's bytes, when the
+    caller has read them already (``validate`` hashes what it decodes).
     """
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(content) if content is not None else path) as image:
             image.load()  # decodes now: a truncated file raises here, not in the model
             found = channels_of(image.mode)
             if found != channels:
-                raise ImageDecodeError(
+                raise ImageChannelsError(
                     f"{path}: {image.mode} image ({found or 'unsupported'} channels), expected "
                     f"{channels} (data.image_shape[0]); convert it to "
                     f"{'grey (L)' if channels == 1 else 'RGB'}"
@@ -112,6 +122,49 @@ def preprocess_for(data) -> Preprocess:
     return Preprocess(pixel_range(data), list(data.image_shape)[1:], bool(data.get("resize", True)))
 
 
+def pixel_scaling(data) -> dict:
+    """The pixels' scaling in the form a table's ``stats.json`` has (``raw = x * scale +
+    offset``), so that evaluation reports changes to [0, 1] pixels in raw pixel values."""
+    from .schemas import pixel_range
+
+    low, high = pixel_range(data)
+    count = int(np.prod(list(data.image_shape)))
+    return {
+        "features": [f"pixel_{i}" for i in range(count)],
+        "offset": [low] * count,
+        "scale": [high - low] * count,
+    }
+
+
+def read_images_record(processed_dir: str | Path) -> tuple[Path, list[str]]:
+    """The images' root folder and the class names ``prepare`` recorded (``images.json``), or
+    a ``DataValidationError`` naming the file and how to rebuild it."""
+    from .checks import DataValidationError, rebuild_hint
+
+    path = Path(processed_dir) / IMAGES_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        root, names = Path(record["root"]), [str(n) for n in record["class_names"]]
+    except FileNotFoundError:
+        raise DataValidationError(
+            f"{path} does not exist: the image splits' root folder is recorded there; "
+            f"{rebuild_hint()}."
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DataValidationError(
+            f"{path} cannot be read as the images' root and class names ({error}); "
+            f"{rebuild_hint()}."
+        ) from None
+    return root, names
+
+
+#: Decoded files are kept in memory up to this many bytes per dataset (in each worker process):
+#: a small dataset (the digits: 115 KB) is read from its files once, in its first epoch; a
+#: larger one is read from its files every epoch beyond this, so memory stays bounded whatever
+#: the dataset's size. The files cannot change during a run: train checked them at its start.
+CACHE_BYTES = 64 * 2**20
+
+
 def batch_seed(seed: int, epoch: int, first_row: int) -> int:
     """The seed of one batch's augmentation: a function of where the batch is, nothing else."""
     return (seed * 1_000_003 + epoch * 7_919 + first_row) % (2**63 - 1)
@@ -121,8 +174,8 @@ class ImageFiles(Dataset):
     """A split of image files: ``(image, target)`` rows, decoded and preprocessed on reading.
 
     ``__getitems__`` reads a whole batch (the DataLoader calls it with the sampler's indices):
-    each file is decoded and preprocessed on its own (files may differ in size until resized),
-    then the batch is stacked and, in training, augmented in one call.
+    each file is decoded, then the batch is preprocessed in one call (one at a time where the
+    files differ in size until resized) and, in training, augmented in one call.
     """
 
     def __init__(
@@ -143,6 +196,8 @@ class ImageFiles(Dataset):
         self.augment = augment
         self.seed = int(seed)
         self.epoch = 0
+        self._decoded: dict[int, torch.Tensor] = {}  # CACHE_BYTES says why
+        self._decoded_bytes = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Seeds the coming epoch's augmentation (call it before the loader's iterator is made:
@@ -152,17 +207,30 @@ class ImageFiles(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
+    def raw(self, index: int) -> torch.Tensor:
+        """Row ``index``'s file decoded: ``(C, H', W')`` raw pixel values."""
+        pixels = self._decoded.get(index)
+        if pixels is None:
+            pixels = decode(self.root / self.paths[index], self.channels)
+            if self._decoded_bytes + pixels.nbytes <= CACHE_BYTES:
+                self._decoded[index] = pixels
+                self._decoded_bytes += pixels.nbytes
+        return pixels
+
     def image(self, index: int) -> torch.Tensor:
         """Row ``index``'s image, preprocessed, not augmented: ``(C, H, W)``."""
-        pixels = decode(self.root / self.paths[index], self.channels)
-        return self.preprocess(pixels.unsqueeze(0))[0]
+        return self.preprocess(self.raw(index).unsqueeze(0))[0]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         images, targets = self.__getitems__([index])
         return images[0], targets[0]
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        images = torch.stack([self.image(i) for i in indices])
+        raw = [self.raw(i) for i in indices]
+        if len({tuple(r.shape) for r in raw}) == 1:  # one call for the batch: half the time
+            images = self.preprocess(torch.stack(raw))
+        else:  # files of different sizes, resized one at a time
+            images = torch.cat([self.preprocess(r.unsqueeze(0)) for r in raw])
         if self.augment is not None and indices:
             # Seeded by where the batch is (fork_rng leaves the process's own state as it was).
             with torch.random.fork_rng(devices=[]):

@@ -7,11 +7,18 @@
    read, never rewritten. Delete it to fetch again. The file records the ``data.source`` it
    came from, and prepare refuses to go on when the config now names another source.
 2. The rows are split into train, val and test with a fixed seed (stratified by label for
-   classification), and transformed: pixels scaled from ``data.pixel_range`` to [0, 1];
-   tabular features standardised with the training split's mean and standard deviation (saved
-   in ``stats.json``, so that prediction can apply the same transform).
+   classification), and transformed: features standardised with the training split's mean and
+   standard deviation (saved in ``stats.json``, so that prediction can apply the same
+   transform).
 3. The splits are written to ``data/processed/`` as Parquet, all or nothing: they are built in a
    temporary folder that replaces the old one only when complete.
+
+Image datasets (``data.image_shape`` set) are files, not tables (``image_sources.py``): the
+bundled digits are written once as PNG files to ``data/raw/digits/<class>/<id>.png``; a folder
+or a manifest of yours is read where it is. The splits are manifests (``id``, ``path`` relative
+to the images' root, ``label``), split as above or by the manifest's own ``split`` column, and
+``data/processed/images.json`` records the root and the class names. The pixels are scaled when
+they are read (``images.Preprocess``), so there is no ``stats.json``.
 """
 
 import json
@@ -29,8 +36,16 @@ from omegaconf import DictConfig, OmegaConf
 from ..config import entry_point
 from ..errors import ConfigError
 from . import large
-from .checks import DataValidationError, format_failures, range_failures, schema_failures
-from .schemas import SPLITS, has_class_labels, pixel_range, schemas_for
+from .checks import DataValidationError, format_failures, schema_failures
+from .schemas import (
+    MANIFEST_COLUMNS,
+    SPLITS,
+    ImageManifest,
+    has_class_labels,
+    is_images,
+    label_range_failures,
+    schemas_for,
+)
 from .sources import load_source
 
 # The key under which data/raw/<name>.parquet records the data.source it was fetched from.
@@ -79,8 +94,6 @@ def load_raw(data: DictConfig, raw_dir: Path) -> pd.DataFrame:
     columns = ["id", *features, data.target]
     table = f"raw/{data.name}"
     failures = schema_failures(raw_schema, frame, table, columns)
-    if data.get("pixel_range") is not None and not failures:  # images
-        failures = range_failures(frame, table, features, pixel_range(data), "data.pixel_range")
     if failures:
         raise DataValidationError(
             f"The raw data of {data.name!r} (data.source={data.source!r}) breaks its schema "
@@ -122,16 +135,10 @@ def transform(
     splits: dict[str, pd.DataFrame], data: DictConfig, features: list[str]
 ) -> tuple[dict[str, pd.DataFrame], dict]:
     """Scale the features with statistics of the training split only (no leakage)."""
-    if data.get("pixel_range") is not None:
-        # Images: pixels are scaled from the dataset's own range (data.pixel_range) to [0, 1].
-        low, high = pixel_range(data)
-        offset = np.full(len(features), low)
-        scale = np.full(len(features), high - low)
-    else:
-        train = splits["train"][features].to_numpy(dtype=np.float64)
-        offset = train.mean(axis=0)
-        scale = train.std(axis=0)
-        scale[scale == 0] = 1.0  # a constant feature stays constant instead of dividing by 0
+    train = splits["train"][features].to_numpy(dtype=np.float64)
+    offset = train.mean(axis=0)
+    scale = train.std(axis=0)
+    scale[scale == 0] = 1.0  # a constant feature stays constant instead of dividing by 0
     processed = {}
     for name, part in splits.items():
         out = part[["id"]].astype(np.int64)
@@ -144,14 +151,17 @@ def transform(
     return processed, stats
 
 
-def write_processed(processed: dict[str, pd.DataFrame], stats: dict, out_dir: Path) -> None:
-    """Replace data/processed only once every file of the new version is written."""
+def write_processed(
+    processed: dict[str, pd.DataFrame], stats: dict, out_dir: Path, stats_name: str = "stats.json"
+) -> None:
+    """Replace data/processed only once every file of the new version is written (``stats``
+    as ``stats_name``: the tables' scaling, or the images' root and classes)."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".processed-", dir=out_dir.parent))
     try:
         for name, frame in processed.items():
             frame.to_parquet(staging / f"{name}.parquet", index=False)
-        (staging / "stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+        (staging / stats_name).write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
         # Two renames: the old version is moved aside, never deleted before the new one is in.
         previous = out_dir.with_name(f".{out_dir.name}-previous")
         shutil.rmtree(previous, ignore_errors=True)
@@ -163,8 +173,53 @@ def write_processed(processed: dict[str, pd.DataFrame], stats: dict, out_dir: Pa
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def prepare_images(cfg: DictConfig) -> dict[str, pd.DataFrame]:
+    """Image files: their manifest checked, split, written with the images' root and classes."""
+    from .image_sources import load_image_source
+    from .images import IMAGES_FILE
+
+    data = cfg.data
+    source = load_image_source(data, Path(cfg.paths.raw_dir))
+    frame = source.frame
+    if len(source.class_names) != int(data.num_classes):
+        raise DataValidationError(
+            f"data.source={data.source!r} holds {len(source.class_names)} classes "
+            f"({source.class_names[:12]}), but data.num_classes is {data.num_classes}: set "
+            "data.num_classes (and data.class_names) to match the data."
+        )
+    table = f"source {data.source}"
+    failures = schema_failures(ImageManifest, frame[MANIFEST_COLUMNS], table, MANIFEST_COLUMNS)
+    failures += label_range_failures(frame, table, int(data.num_classes))
+    if failures:
+        raise DataValidationError(
+            f"The image manifest of {data.name!r} (data.source={data.source!r}) breaks its "
+            f"schema (data/schemas.py, ImageManifest), so nothing was written:\n"
+            f"{format_failures(failures)}"
+        )
+    if "split" in frame.columns:  # the manifest's own split
+        splits = {
+            name: frame.loc[frame["split"] == name, MANIFEST_COLUMNS].reset_index(drop=True)
+            for name in SPLITS
+        }
+        empty = [name for name, part in splits.items() if part.empty]
+        if empty:
+            raise DataValidationError(
+                f"the manifest data.source={data.source!r} has a split column with no "
+                f"{' and no '.join(empty)} rows: every split needs images (or drop the column "
+                "to let prepare split the rows)."
+            )
+    else:
+        splits = split(frame[MANIFEST_COLUMNS], data)
+    root = os.path.normpath(source.root)  # as the config names it: a clone elsewhere still works
+    record = {"root": Path(root).as_posix(), "class_names": source.class_names}
+    write_processed(splits, record, Path(cfg.paths.processed_dir), IMAGES_FILE)
+    return splits
+
+
 def prepare(cfg: DictConfig) -> dict[str, pd.DataFrame]:
     data = cfg.data
+    if is_images(data):
+        return prepare_images(cfg)
     if large.source_is_large(data, cfg.paths.raw_dir):  # larger than memory: in chunks
         source = _normalised(data.source)
         return large.prepare(cfg, SOURCE_KEY, source)  # type: ignore[return-value] (row ranges)

@@ -2,7 +2,10 @@
 
 ``python -m <package>.data.validate`` writes ``<processed_dir>.validation.json``
 (``data/processed.validation.json``): the md5 of exactly the files it checked, the settings its
-checks ran with and its verdict. ``train``, ``tune`` and ``evaluate`` call ``require_validated``
+checks ran with and its verdict. For image data the record also holds a digest of the image
+files the manifests list (``image_checks.files_digest``: each file's path, size and
+modification time), so an image replaced, edited, added or removed after validate is refused as
+changed data. ``train``, ``tune`` and ``evaluate`` call ``require_validated``
 before they read the data: it refuses (exit 5) data that failed validation, changed since, or was
 never validated. Here, not in ``validate.py``, because commands never import each other
 (``tests/test_layers.py``).
@@ -15,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from .checks import DataValidationError, unreadable_parquet
-from .schemas import SPLITS
+from .schemas import SPLITS, is_images
 from .version import digest, file_md5s
 
 #: Within-split repeated rows above this share fail validation (``data.max_duplicate_share``).
@@ -31,13 +34,39 @@ def record_path(processed_dir: str | Path) -> Path:
 def checked_settings(cfg: DictConfig) -> dict:
     """The settings the checks ran with: a record made with looser ones does not count."""
     data = cfg.data
-    return {
+    settings = {
         "data.name": data.name,
         "data.drift": OmegaConf.to_container(data.drift, resolve=True),
         "data.max_duplicate_share": float(
             data.get("max_duplicate_share", DEFAULT_MAX_DUPLICATE_SHARE)
         ),
     }
+    if is_images(data):  # what the files were checked against
+        for key in ("image_shape", "pixel_range", "resize", "num_classes"):
+            value = data.get(key)
+            settings[f"data.{key}"] = (
+                OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+            )
+    return settings
+
+
+def image_files_digest(processed_dir: Path) -> str:
+    """The digest of the image files the manifests list (``image_checks.files_digest``: each
+    file's path, size and modification time): what an image dataset's record must also match.
+    Kept apart from the processed files' md5, which stays the md5 DVC records for them."""
+    import pandas as pd
+
+    from .image_checks import files_digest
+    from .images import read_images_record
+
+    root, _ = read_images_record(processed_dir)
+    columns = ["path"]
+    paths = [
+        p
+        for s in SPLITS
+        for p in pd.read_parquet(processed_dir / f"{s}.parquet", columns=columns)["path"]
+    ]
+    return files_digest(root, paths)
 
 
 def require_validated(cfg: DictConfig) -> str:
@@ -79,6 +108,13 @@ def require_validated(cfg: DictConfig) -> str:
             f"validation has not been run on THIS data: {', '.join(changed) or 'the files'} in "
             f"{processed_dir} changed since validate checked them (validated md5 {validated}, "
             f"now {md5}). Run {command} again; only data that passed validation is used."
+        )
+    if is_images(cfg.data) and record.get("images") != image_files_digest(processed_dir):
+        # An image replaced, edited, added or removed since validate decoded it.
+        raise DataValidationError(
+            f"validation has not been run on THIS data: the image files that the manifests in "
+            f"{processed_dir} list changed since validate checked them (a file replaced, edited, "
+            f"added or removed). Run {command} again; only data that passed validation is used."
         )
     settings = checked_settings(cfg)
     if record.get("settings") != settings:

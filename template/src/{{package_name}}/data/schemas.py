@@ -2,8 +2,9 @@
 
 Raw schemas describe the data as it comes from its source (``sources.py``); processed schemas
 describe what ``prepare`` writes and the models read. ``validate`` checks every split against
-its processed schema, all failures at once. Bringing your own data? Write its two schemas here
-and register them in ``SCHEMAS``.
+its processed schema, all failures at once. Bringing your own table? Write its two schemas here
+and register them in ``SCHEMAS``. Image datasets read from files need none: every one is checked
+against ``ImageManifest`` (its files by ``validate``).
 """
 
 import numpy as np
@@ -13,7 +14,6 @@ from pandera.typing import Series
 
 from ..errors import ConfigError
 
-DIGITS_FEATURES = [f"pixel_{i}" for i in range(64)]
 BREAST_CANCER_FEATURES = [
     f"{stat}_{measure}" if stat != "error" else f"{measure}_error"
     for stat in ("mean", "error", "worst")
@@ -34,6 +34,8 @@ def has_class_labels(data) -> bool:
     target; data only needs to know what the column holds: to stratify the splits, to store it
     as integers, to compare label frequencies between splits).
     """
+    if is_images(data):
+        return True  # an image manifest's label is a class index
     processed = schemas_for(data.name)[1].to_schema()
     return pd.api.types.is_integer_dtype(str(processed.columns[data.target].dtype))
 
@@ -76,26 +78,38 @@ class _Table(pa.DataFrameModel):
         return len(df) > 0
 
 
-# --- digits -------------------------------------------------------------------------------------
+# --- images read from files ---------------------------------------------------------------------
 
 
-class DigitsRaw(_Table):
-    # Their range is the data config's (data.pixel_range, 0..16 for digits): prepare checks it.
-    pixel: Series[np.int64] = pa.Field(alias=r"^pixel_\d+$", regex=True)
-    label: Series[np.int64] = pa.Field(isin=list(range(10)))
+class ImageManifest(_Table):
+    """Any image dataset's manifest: one row per file, whatever the dataset (no per-dataset schema
+    to write: ``data.image_shape``, ``data.pixel_range`` and ``data.num_classes`` say the rest).
 
-    @pa.dataframe_check(error="image rows must hold exactly pixel_0 ... pixel_63 (8x8), in order")
-    def image_shape(cls, df: pd.DataFrame) -> bool:
-        return _has_exactly(df, DIGITS_FEATURES)
+    ``path`` is relative to the images' root (``data/processed/images.json``); ``label`` is a
+    class index, below ``data.num_classes`` (checked beside the schema, since it is the config's:
+    ``label_range_failures``). The files themselves are checked by ``validate``.
+    """
+
+    path: Series[str] = pa.Field(str_length={"min_value": 1})
+    label: Series[np.int64] = pa.Field(ge=0)
 
 
-class DigitsProcessed(_Table):
-    pixel: Series[np.float32] = pa.Field(alias=r"^pixel_\d+$", regex=True, ge=0.0, le=1.0)
-    label: Series[np.int64] = pa.Field(isin=list(range(10)))
+#: The columns of an image manifest, in order.
+MANIFEST_COLUMNS = ["id", "path", "label"]
 
-    @pa.dataframe_check(error="image rows must hold exactly pixel_0 ... pixel_63 (8x8), in order")
-    def image_shape(cls, df: pd.DataFrame) -> bool:
-        return _has_exactly(df, DIGITS_FEATURES)
+
+def is_images(data) -> bool:
+    """Whether ``data`` is an image dataset read from files (``data.image_shape`` is set)."""
+    return bool(data.get("image_shape"))
+
+
+def label_range_failures(frame: pd.DataFrame, table: str, num_classes: int) -> list:
+    """Labels of an image manifest at or above ``data.num_classes``: one Failure, or none."""
+    from .checks import range_failures
+
+    if "label" not in frame.columns or not pd.api.types.is_integer_dtype(frame["label"]):
+        return []  # the schema's dtype row says it
+    return range_failures(frame, table, ["label"], (0, num_classes - 1), "data.num_classes")
 
 
 # --- breast cancer ------------------------------------------------------------------------------
@@ -152,7 +166,6 @@ class DiabetesProcessed(_Table):
 
 # dataset name -> (raw schema, processed schema, feature columns)
 SCHEMAS: dict[str, tuple[type[pa.DataFrameModel], type[pa.DataFrameModel], list[str]]] = {
-    "digits": (DigitsRaw, DigitsProcessed, DIGITS_FEATURES),
     "breast_cancer": (BreastCancerRaw, BreastCancerProcessed, BREAST_CANCER_FEATURES),
     "diabetes": (DiabetesRaw, DiabetesProcessed, DIABETES_FEATURES),
 }
@@ -162,6 +175,7 @@ def schemas_for(name: str) -> tuple[type[pa.DataFrameModel], type[pa.DataFrameMo
     if name not in SCHEMAS:
         raise ValueError(
             f"data.name={name!r} has no schema; known datasets: {sorted(SCHEMAS)}. "
-            "Add its raw and processed schemas to data/schemas.py."
+            "Add its raw and processed schemas to data/schemas.py (image datasets read from files "
+            "need none: give the data config an image_shape)."
         )
     return SCHEMAS[name]

@@ -3,8 +3,8 @@
 ``load_source`` returns one DataFrame: an ``id`` column, the feature columns, and the target
 column. The bundled datasets ship inside scikit-learn, so the project trains offline. To use your
 own data, either point ``data.source`` at a CSV or Parquet file with the same columns, or add a
-loader to ``BUNDLED`` (a database query, an API, a folder of images flattened to pixel columns)
-and a schema for it in ``schemas.py``.
+loader to ``BUNDLED`` (a database query, an API) and a schema for it in ``schemas.py``. Image
+datasets are files, not tables: ``image_sources.py`` reads them.
 """
 
 from collections.abc import Callable
@@ -18,18 +18,6 @@ from ..errors import DataValidationError
 
 def _snake_case(name: str) -> str:
     return "_".join(name.lower().replace("-", " ").split())
-
-
-def load_digits() -> pd.DataFrame:
-    """8x8 grey-level images of handwritten digits, one row each (pixel values 0 to 16)."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    frame = pd.DataFrame(
-        bunch.data.astype(np.int64), columns=[f"pixel_{i}" for i in range(bunch.data.shape[1])]
-    )
-    frame["label"] = bunch.target.astype(np.int64)
-    return frame
 
 
 def load_breast_cancer() -> pd.DataFrame:
@@ -48,7 +36,6 @@ def load_diabetes() -> pd.DataFrame:
 
 
 BUNDLED: dict[str, Callable[[], pd.DataFrame]] = {
-    "digits": load_digits,
     "breast_cancer": load_breast_cancer,
     "diabetes": load_diabetes,
 }

@@ -8,7 +8,9 @@ and no row content (feature values) is in two splits, that rows do not repeat wi
 beyond ``data.max_duplicate_share``, and that val and test are not drifted from train
 (``data.drift``). Every failure is reported at once, as a table on the terminal and in
 ``reports/validation.json``; any failure exits 5 (bad data), so neither DVC nor the Makefile
-goes on to training. The data itself is never modified.
+goes on to training. The data itself is never modified. Image datasets are checked as
+``inspect_images`` says: their manifests, and every file they list (decodable, channels, size,
+value range; the same file content in two splits).
 
 It also writes the validation record beside the data, ``<processed_dir>.validation.json``
 (``data/processed.validation.json``): the md5 of exactly the files it checked and its verdict.
@@ -43,7 +45,16 @@ from .checks import (
     write_report,
 )
 from .record import DEFAULT_MAX_DUPLICATE_SHARE, checked_settings, record_path
-from .schemas import SPLITS, has_class_labels, schemas_for
+from .schemas import (
+    MANIFEST_COLUMNS,
+    SPLITS,
+    ImageManifest,
+    has_class_labels,
+    is_images,
+    label_range_failures,
+    pixel_range,
+    schemas_for,
+)
 from .version import PROCESSED_FILES, bytes_md5, digest, schema_digest
 
 
@@ -54,6 +65,7 @@ class Validation:
     failures: list[Failure] = field(default_factory=list)
     warnings: list[Failure] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
+    images: str | None = None  # image data: the digest of its files (record.image_files_digest)
 
 
 def read_split(
@@ -111,6 +123,8 @@ def inspect(cfg: DictConfig) -> Validation:
     record is that of exactly what was checked.
     """
     data = cfg.data
+    if is_images(data):
+        return inspect_images(cfg)
     if large.processed_is_large(data, cfg.paths.processed_dir):  # larger than memory: in chunks
         return Validation(*large.inspect(cfg, stats_failures))
     _, processed_schema, features = schemas_for(data.name)
@@ -162,6 +176,64 @@ def inspect(cfg: DictConfig) -> Validation:
     return result
 
 
+def inspect_images(cfg: DictConfig) -> Validation:
+    """An image dataset: its manifests (schema, labels, ids), ``images.json``, and every file
+    the manifests list (decodable, channels, size, value range; the same content in two
+    splits), then label drift between the splits."""
+    from .image_checks import all_paths, content_frames, file_failures, files_digest
+    from .images import IMAGES_FILE, read_images_record
+
+    data = cfg.data
+    processed_dir = Path(cfg.paths.processed_dir)
+    result = Validation()
+    contents = {}
+    for name in (*(f"{s}.parquet" for s in SPLITS), IMAGES_FILE):
+        path = processed_dir / name
+        if path.is_file():
+            contents[name] = path.read_bytes()
+            result.files[name] = bytes_md5(contents[name])
+    splits = {}
+    for name in SPLITS:
+        file = f"{name}.parquet"
+        frame, unreadable = read_split(processed_dir / file, contents.get(file))
+        result.failures += unreadable
+        if frame is not None:
+            result.failures += schema_failures(ImageManifest, frame, name, MANIFEST_COLUMNS)
+            result.failures += label_range_failures(frame, name, int(data.num_classes))
+            splits[name] = frame
+    try:
+        root, class_names = read_images_record(processed_dir)
+    except DataValidationError as error:
+        result.failures.append(Failure(IMAGES_FILE, "<file>", "readable", [str(error)[:120]]))
+        return result
+    if len(class_names) != int(data.num_classes):
+        result.failures.append(
+            Failure(IMAGES_FILE, "class_names", "one per class (data.num_classes)",
+                    class_names[:5], [], len(class_names))
+        )  # fmt: skip
+    if result.failures:  # files of manifests that break their schema are not worth opening
+        return result
+    result.failures += overlapping_ids(splits)
+    failures, file_md5s = file_failures(
+        root, splits, list(data.image_shape), bool(data.get("resize", False)), pixel_range(data)
+    )
+    result.failures += failures
+    max_share = float(data.get("max_duplicate_share", DEFAULT_MAX_DUPLICATE_SHARE))
+    duplicated, result.warnings = duplicated_content(
+        content_frames(splits, file_md5s), ["file_md5"], max_share
+    )
+    result.failures += duplicated
+    # What the record keeps of the files themselves (image_checks.files_digest says why).
+    result.images = files_digest(root, all_paths(splits))
+    if not result.failures:
+        drift = OmegaConf.to_container(data.drift)
+        for name in ("val", "test"):
+            result.failures += drift_failures(
+                splits["train"], splits[name], name, [], "label", True, drift
+            )
+    return result
+
+
 def validate(cfg: DictConfig) -> list[Failure]:
     """Every failure of the processed data, or an empty list."""
     return inspect(cfg).failures
@@ -178,14 +250,19 @@ def check_and_record(cfg: DictConfig) -> Validation:
     md5 = digest(result.files)
     checked = {"dataset": cfg.data.name, "splits": list(SPLITS), "md5": md5, "files": result.files}
     write_report(report, result.failures, checked, result.warnings)
-    _, schema, features = schemas_for(cfg.data.name)
+    if is_images(cfg.data):
+        schema, columns = ImageManifest, MANIFEST_COLUMNS
+    else:
+        _, schema, features = schemas_for(cfg.data.name)
+        columns = ["id", *features, cfg.data.target]
     record = {
         "passed": not result.failures,
         "md5": md5,
         "files": result.files,
         # The schema the splits were checked under: loading a split it vouches for skips the check.
-        "schema": schema_digest(schema, ["id", *features, cfg.data.target]),
+        "schema": schema_digest(schema, columns),
         "settings": checked_settings(cfg),
+        **({"images": result.images} if result.images is not None else {}),
         "failed_checks": [_summary(f) for f in result.failures],
         "report": str(report),
     }

@@ -19,7 +19,8 @@ from pathlib import Path
 import yaml
 
 #: The files ``prepare`` writes to ``data/processed`` and the commands read.
-PROCESSED_FILES = ("train.parquet", "val.parquet", "test.parquet", "stats.json")
+#: (``images.json`` in place of ``stats.json`` for image data: the images' root and classes.)
+PROCESSED_FILES = ("train.parquet", "val.parquet", "test.parquet", "stats.json", "images.json")
 
 
 def dvc_md5(lock_file: Path, out: str) -> str | None:

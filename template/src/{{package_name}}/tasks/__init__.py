@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from ..data.datasets import num_features
+from ..data.schemas import is_images
 from ..errors import ConfigError
 from ..models.build import instantiate_model
 from .base import Task
@@ -48,7 +49,9 @@ def for_data(data: DictConfig) -> Task:
 def build_model(cfg: DictConfig) -> nn.Module:
     """``cfg.model`` instantiated, its null sizes filled in: the input's from the data, the
     output layer's from the task (classes, or one value)."""
-    sizes = {"in_features": num_features(cfg.data), **for_data(cfg.data).model_sizes()}
-    if cfg.data.get("image_shape"):
+    sizes = for_data(cfg.data).model_sizes()
+    if is_images(cfg.data):  # a network of images is sized by its channels, not a row's width
         sizes["in_channels"] = int(cfg.data.image_shape[0])
+    else:
+        sizes["in_features"] = num_features(cfg.data)
     return instantiate_model(cfg.model, sizes)

@@ -85,23 +85,27 @@ def use_a_short_folder_for_sockets() -> None:
 
 
 def batches(
-    dataset: TensorDataset, sampler: Any, num_workers: int, device: torch.device, seed: int
+    dataset: Dataset, sampler: Any, num_workers: int, device: torch.device, seed: int
 ) -> TensorBatches | DataLoader:
-    """In-memory batches without workers; a DataLoader over the same sampler with them."""
+    """In-memory batches of tensors without workers; a stream's own batches (``ParquetStream``);
+    otherwise, and always for a dataset that reads files (``ImageFiles``: decoding is the
+    loader's work, in the main process with ``num_workers: 0``), a DataLoader over the same
+    sampler."""
     if isinstance(dataset, ParquetStream):
         return _stream(dataset, sampler, num_workers, device, seed)
-    if num_workers == 0:
+    if isinstance(dataset, TensorDataset) and num_workers == 0:
         return TensorBatches(dataset, sampler, device)
-    use_a_short_folder_for_sockets()
+    if num_workers:
+        use_a_short_folder_for_sockets()
     # Each loader has its own generator (it seeds the workers): creating an iterator would
     # otherwise draw from the global one and shift every later random number of a resumed run.
     return DataLoader(
-        _Rows(dataset),
+        _Rows(dataset) if isinstance(dataset, TensorDataset) else dataset,
         batch_sampler=sampler,
         collate_fn=_whole_batch,
         num_workers=num_workers,
         pin_memory=device.type == "cuda",
-        worker_init_fn=distributed.ignore_stop_signals,
+        worker_init_fn=distributed.ignore_stop_signals if num_workers else None,
         generator=torch.Generator().manual_seed(seed),
     )
 
@@ -121,6 +125,32 @@ def _stream(
         worker_init_fn=distributed.ignore_stop_signals,
         generator=torch.Generator().manual_seed(seed),
     )
+
+
+def targets_of(dataset: Dataset) -> torch.Tensor:
+    """Every target of a split (``task.fit`` needs them): no file is read for them."""
+    targets = getattr(dataset, "targets", None)
+    return targets if targets is not None else dataset.tensors[1]
+
+
+def first_rows(dataset: Dataset, health: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The first ``health.sample_predictions`` rows of a split (the sample grid's images):
+    only those files are read."""
+    count = min(int((health or {}).get("sample_predictions") or 0), len(dataset))
+    if isinstance(dataset, TensorDataset):
+        return dataset.tensors[0][:count], dataset.tensors[1][:count]
+    getitems = getattr(dataset, "__getitems__", None)
+    if getitems is None or count == 0:
+        return None
+    return getitems(list(range(count)))
+
+
+def start_epoch(dataset: Dataset, epoch: int) -> None:
+    """Tell a dataset that seeds its batches by epoch (``ImageFiles``) which epoch comes; before
+    the loader's iterator is made, since non-persistent workers take a copy of the dataset."""
+    set_epoch = getattr(dataset, "set_epoch", None)
+    if set_epoch is not None:
+        set_epoch(epoch)
 
 
 def reseed(loader: TensorBatches | DataLoader, seed: int) -> None:

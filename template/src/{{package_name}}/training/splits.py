@@ -19,6 +19,8 @@ from .. import settings
 from ..data.augmentation import in_workers
 from ..data.checks import read_stats
 from ..data.datasets import load_split
+from ..data.images import ImageFiles
+from ..data.schemas import is_images
 from ..data.streaming import (
     SHUFFLE_BUFFER_GROUPS,
     ParquetStream,
@@ -37,13 +39,14 @@ class Splits:
     """What the loop reads, and the plan made from the training split's size."""
 
     plan: Plan
-    train_set: TensorDataset
-    val_set: TensorDataset
+    train_set: TensorDataset | ImageFiles
+    val_set: TensorDataset | ImageFiles
     train_sampler: EpochBatchSampler
     train: Any  # the training batches (loading.batches)
     val: Any  # this rank's shard of the validation split
     # prepare's feature scaling travels with the weights: predict applies the scaling the model
-    # was trained with, even after the data has been prepared again.
+    # was trained with, even after the data has been prepared again. None for images: the
+    # checkpoint's config (data.pixel_range, image_shape, resize) rebuilds images.Preprocess.
     feature_scale: dict[str, Any] | None
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
@@ -58,7 +61,9 @@ class Splits:
 def splits(cfg: DictConfig, task: Task, ctx: distributed.Context) -> Splits:
     """Read the training and validation splits of ``cfg.data``; plan the run."""
     processed, workers = cfg.paths.processed_dir, int(cfg.data.num_workers)
-    train_set = load_split(cfg.data, processed, "train", task.targets, in_workers(cfg), lazy=True)
+    train_set = load_split(
+        cfg.data, processed, "train", task.targets, in_workers(cfg), seed=cfg.seed, lazy=True
+    )
     run = plan(cfg.trainer, cfg.data.batch_size, _rows(train_set, cfg, ctx), ctx.world_size)
     val_set = (
         train_set
@@ -83,7 +88,8 @@ def splits(cfg: DictConfig, task: Task, ctx: distributed.Context) -> Splits:
         train_sampler=sampler,
         train=loading.batches(train_set, sampler, workers, ctx.device, cfg.seed),
         val=shards(val_set, cfg, run, ctx, run.val_rows),
-        feature_scale=read_stats(stats) if stats.is_file() else None,  # unreadable: exit 5
+        # unreadable: exit 5
+        feature_scale=read_stats(stats) if stats.is_file() and not is_images(cfg.data) else None,
     )
 
 
@@ -96,7 +102,7 @@ def load_shards(
 
 
 def shards(
-    dataset: TensorDataset,
+    dataset: TensorDataset | ImageFiles,
     cfg: DictConfig,
     run: Plan,
     ctx: distributed.Context,
@@ -130,7 +136,7 @@ def fit_task(task: Task, dataset: Any) -> None:
         if type(task).fit is not Task.fit:
             task.fit(dataset.targets)
         return
-    task.fit(dataset.tensors[1])
+    task.fit(loading.targets_of(dataset))
 
 
 def _rows(dataset: Any, cfg: DictConfig, ctx: distributed.Context) -> int:

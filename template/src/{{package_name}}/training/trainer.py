@@ -114,7 +114,8 @@ def fit(
     health = HealthMonitor(  # gradients, updates, dead units, loss trends: see health.py
         model, t.get("health"), logger, enabled=ctx.is_main, start_step=state.global_step,
         output_dir=output_dir, precision=precision, skips_nonfinite=scaler.is_enabled(),
-        samples=data.val_set.tensors if task.images else None, decode=task.decode,
+        samples=loading.first_rows(data.val_set, t.health) if task.images else None,
+        decode=task.decode,
     )  # fmt: skip
     health_at = health.next_step  # the next optimizer step it measures (-1: none)
     # Read once: config lookups in the hot loop cost microseconds.
