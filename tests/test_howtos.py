@@ -165,7 +165,11 @@ def test_own_data_pages_folder_of_images_runs_with_its_config_alone(default_proj
     extra = {
         "train": ["logger=none", "trainer.max_epochs=3", f"paths.output_dir={run_dir}"],
         "evaluate": ["logger=none", f"ckpt_path={run_dir}/checkpoints/best.pt"],
+        "predict": [f"ckpt_path={run_dir}/checkpoints/best.pt"],
     }
+    # New images to predict: the page's input folder, drawn like the training ones.
+    [predict_input] = [a[6:] for c in commands for a in c if a.startswith("input=")]
+    draw_shapes(project / predict_input, per_class=2)
     for command, name in zip(commands, PIPELINE, strict=True):
         args = [a for a in command[3:] if not a.startswith("ckpt_path=")]
         run(
@@ -174,6 +178,10 @@ def test_own_data_pages_folder_of_images_runs_with_its_config_alone(default_proj
     processed = project / "data" / "processed"
     assert '"class_names": [\n    "circle",' in (processed / "images.json").read_text()
     assert (project / "reports" / "metrics.json").is_file()
+    [output] = [a[7:] for c in commands for a in c if a.startswith("output=")]
+    predictions = (project / output).read_text(encoding="utf-8").splitlines()
+    assert len(predictions) == 1 + 6, predictions  # a header, one row per new image
+    assert predictions[0].startswith("path,prediction,"), predictions[0]
 
 
-PIPELINE = ("data.prepare", "data.validate", "train", "evaluate")
+PIPELINE = ("data.prepare", "data.validate", "train", "evaluate", "predict")
