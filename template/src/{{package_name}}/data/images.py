@@ -158,11 +158,36 @@ def read_images_record(processed_dir: str | Path) -> tuple[Path, list[str]]:
     return root, names
 
 
-#: Decoded files are kept in memory up to this many bytes per dataset (in each worker process):
-#: a small dataset (the digits: 115 KB) is read from its files once, in its first epoch; a
-#: larger one is read from its files every epoch beyond this, so memory stays bounded whatever
-#: the dataset's size. The files cannot change during a run: train checked them at its start.
+#: A split whose decoded files fit in this many bytes (per process: each worker has its own) is
+#: kept decoded in memory after its first reading: the digits (1,257 training files, 80 KB) are
+#: read from their files once. It is one block, allocated once: keeping each file as a tensor of
+#: its own grew the heap far beyond the pixels it held (allocator fragmentation: 10x the images
+#: made train peak 45% higher; docs/benchmarks.md). Only splits whose files all have the size of
+#: ``data.image_shape`` (``resize: false``, which validate enforces) can share a block; larger
+#: splits, or files of any size, are read from their files every epoch, so memory stays bounded
+#: whatever the dataset's size. The files cannot change during a run: train checked them.
 CACHE_BYTES = 64 * 2**20
+
+
+class _DecodedBlock:
+    """Decoded files of one shape in one preallocated tensor, filled as they are first read."""
+
+    def __init__(self, rows: int, shape: tuple[int, ...], dtype: torch.dtype) -> None:
+        self.pixels = torch.empty((rows, *shape), dtype=dtype)
+        self.filled = torch.zeros(rows, dtype=torch.bool)
+
+    @classmethod
+    def fits(cls, rows: int, shape: tuple[int, ...]) -> bool:
+        # int32 (16-bit files) is the widest dtype decode gives: the bound holds for any.
+        return rows * int(np.prod(shape)) * 4 <= CACHE_BYTES
+
+    def get(self, index: int) -> torch.Tensor | None:
+        return self.pixels[index] if self.filled[index] else None
+
+    def put(self, index: int, pixels: torch.Tensor) -> None:
+        if pixels.dtype == self.pixels.dtype and pixels.shape == self.pixels.shape[1:]:
+            self.pixels[index] = pixels
+            self.filled[index] = True
 
 
 def batch_seed(seed: int, epoch: int, first_row: int) -> int:
@@ -196,8 +221,14 @@ class ImageFiles(Dataset):
         self.augment = augment
         self.seed = int(seed)
         self.epoch = 0
-        self._decoded: dict[int, torch.Tensor] = {}  # CACHE_BYTES says why
-        self._decoded_bytes = 0
+        # CACHE_BYTES says when and why; made on the first file read (its dtype is the block's).
+        self._block: _DecodedBlock | None = None
+        size = getattr(preprocess, "size", None)  # a Preprocess, or a callable of your own
+        self._cacheable = (
+            size is not None
+            and not getattr(preprocess, "resize", True)
+            and _DecodedBlock.fits(len(self.paths), (self.channels, *size))
+        )
 
     def set_epoch(self, epoch: int) -> None:
         """Seeds the coming epoch's augmentation (call it before the loader's iterator is made:
@@ -209,12 +240,13 @@ class ImageFiles(Dataset):
 
     def raw(self, index: int) -> torch.Tensor:
         """Row ``index``'s file decoded: ``(C, H', W')`` raw pixel values."""
-        pixels = self._decoded.get(index)
+        pixels = self._block.get(index) if self._block is not None else None
         if pixels is None:
             pixels = decode(self.root / self.paths[index], self.channels)
-            if self._decoded_bytes + pixels.nbytes <= CACHE_BYTES:
-                self._decoded[index] = pixels
-                self._decoded_bytes += pixels.nbytes
+            if self._cacheable:
+                if self._block is None:
+                    self._block = _DecodedBlock(len(self.paths), tuple(pixels.shape), pixels.dtype)
+                self._block.put(index, pixels)
         return pixels
 
     def image(self, index: int) -> torch.Tensor:
