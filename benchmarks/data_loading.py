@@ -142,8 +142,11 @@ def images_per_second_per_worker(m: dict, files, workers: int) -> float:
     return count / (time.perf_counter() - start) / workers
 
 
-def data_wait(m: dict, cfg, files, epochs: int, workers: int = 2, **options) -> tuple[float, float]:
-    """(share of the step time blocked in next(loader), steps per second) over ``epochs``.
+def data_wait(
+    m: dict, cfg, files, epochs: int, workers: int = 2, **options
+) -> tuple[float, float, float]:
+    """(share of the step time blocked in next(loader), steps per second) over ``epochs``, and
+    the median seconds to an epoch's first batch (the workers' start-up, not in the share).
 
     Persistent workers are started once (their copies of the dataset keep the epoch they were
     started with: the augmentation's seeds would be stale, its cost is the same)."""
@@ -156,13 +159,16 @@ def data_wait(m: dict, cfg, files, epochs: int, workers: int = 2, **options) -> 
     steps = epochs * (len(files) // BATCH)
     scheduler = m["models.build"].instantiate(cfg.scheduler, "scheduler")(optimizer, steps)
     waited = total = 0.0
+    starts: list[float] = []  # seconds to the first batch of each epoch (left out above)
     kept = loader(m, files, workers, 0, **options) if options else None
     for epoch in range(epochs):
         if kept is not None:
             kept.batch_sampler.set_epoch(epoch)
             files.set_epoch(epoch)  # reaches the workers unless they persist
+        first = time.perf_counter()
         batches = iter(kept or loader(m, files, workers, epoch))
         next(batches)  # the start-up of an epoch's workers is not a step's wait
+        starts.append(time.perf_counter() - first)
         while True:
             start = time.perf_counter()
             try:
@@ -179,7 +185,7 @@ def data_wait(m: dict, cfg, files, epochs: int, workers: int = 2, **options) -> 
             loss.item()  # the trainer reads the loss at its log points
             end = time.perf_counter()
             waited, total = waited + got - start, total + end - start
-    return waited / total, steps / total
+    return waited / total, steps / total, statistics.median(starts)
 
 
 def summary(values: list[float]) -> dict:
@@ -232,32 +238,43 @@ def main() -> None:
                     figures["throughput"][key] = summary(rates)
                     s = figures["throughput"][key]
                     print(f"  {key:42s} {s['median']:8.0f}  ({s['min']:.0f}-{s['max']:.0f})")
-        shares, rates = [], []
+        shares, rates, starts = [], [], []
         for _ in range(args.repeats):
-            share, rate = data_wait(m, cfg, sets["digits"][True], args.epochs)
+            share, rate, start = data_wait(m, cfg, sets["digits"][True], args.epochs)
             shares.append(share)
             rates.append(rate)
-        figures["data_wait"] = {"share": summary(shares), "steps_per_s": summary(rates)}
+            starts.append(start)
+        figures["data_wait"] = {
+            "share": summary(shares),
+            "steps_per_s": summary(rates),
+            "first_batch_s": summary(starts),
+        }
         s, r = figures["data_wait"]["share"], figures["data_wait"]["steps_per_s"]
         print(
             "Default model on the digits files, 2 workers, augmented: "
             f"{100 * s['median']:.1f}% of the step time waiting on data "
             f"({100 * s['min']:.1f}-{100 * s['max']:.1f}%), "
-            f"{r['median']:.0f} steps/s ({r['min']:.0f}-{r['max']:.0f})"
+            f"{r['median']:.0f} steps/s ({r['min']:.0f}-{r['max']:.0f}), first batch of an epoch "
+            f"{1000 * statistics.median(starts):.0f} ms ({1000 * min(starts):.0f}-"
+            f"{1000 * max(starts):.0f})"
         )
         for text in args.wait_variants:
             workers, options = variant(text)
-            shares, rates = [], []
+            shares, rates, starts = [], [], []
             for _ in range(args.repeats):
-                share, rate = data_wait(m, cfg, fresh_digits(), args.epochs, workers, **options)
+                share, rate, start = data_wait(
+                    m, cfg, fresh_digits(), args.epochs, workers, **options
+                )
                 shares.append(share)
                 rates.append(rate)
-            figures["data_wait_" + text] = {"share": summary(shares), "steps_per_s": summary(rates)}
-            s, r = summary(shares), summary(rates)
+                starts.append(start)
+            s, r, f = summary(shares), summary(rates), summary(starts)
+            figures["data_wait_" + text] = {"share": s, "steps_per_s": r, "first_batch_s": f}
             print(
                 f"  loader {text:24s} {100 * s['median']:5.1f}% waiting "
                 f"({100 * s['min']:.1f}-{100 * s['max']:.1f}%), "
-                f"{r['median']:.0f} steps/s ({r['min']:.0f}-{r['max']:.0f})"
+                f"{r['median']:.0f} steps/s ({r['min']:.0f}-{r['max']:.0f}), first batch "
+                f"{1000 * f['median']:.0f} ms ({1000 * f['min']:.0f}-{1000 * f['max']:.0f})"
             )
         figures["load_after"] = os.getloadavg()[0]
         print(f"load at the end {figures['load_after']:.1f}")
