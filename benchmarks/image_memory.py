@@ -15,6 +15,12 @@ Two figures per run, because a DataLoader's workers are processes of their own:
   trainer once per process: an upper bound) and the sum of PSS (shared pages divided between the
   processes sharing them: what the tree really holds).
 
+Two knobs show where memory goes: ``--cache-bytes B`` sets the package's ``CACHE_BYTES`` (the
+decoded files each dataset keeps, per process) for the train runs, and
+``--malloc-mmap-threshold B`` sets glibc's ``MALLOC_MMAP_THRESHOLD_`` (a fixed threshold: large
+short-lived blocks, the batches, are mmapped instead of carved from the heap between the cache's
+small long-lived tensors).
+
 A measurement, not a test: ``python benchmarks/image_memory.py [--images 3000] [--runs 3]``.
 """
 
@@ -49,6 +55,12 @@ image_shape: [3, 32, 32]
 pixel_range: [0, 255]
 resize: false
 """
+# Runs train with data/images.py's CACHE_BYTES set first (forked workers inherit it).
+WITH_CACHE_BYTES = (
+    "import runpy, sys; from my_dl_project.data import images; "
+    "images.CACHE_BYTES = int(sys.argv.pop(1)); "
+    "runpy.run_module('my_dl_project.train', run_name='__main__', alter_sys=True)"
+)
 TRAIN = (
     "logger=none",
     "data=bench_images",
@@ -133,6 +145,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--model", default="cnn_small")
     parser.add_argument("--workdir", type=Path, default=None, help="kept between calls if given")
+    parser.add_argument("--cache-bytes", type=int, default=None, help="data/images.py CACHE_BYTES")
+    parser.add_argument("--malloc-mmap-threshold", type=int, default=None, help="glibc's, bytes")
     args = parser.parse_args()
     import copier
 
@@ -143,7 +157,14 @@ def main() -> None:
             warnings.simplefilter("ignore")
             copier.run_copy(str(ROOT), project, defaults=True, quiet=True, vcs_ref="HEAD")
     env = {**os.environ, "PYTHONPATH": str(project / "src"), "OMP_NUM_THREADS": "1"}
+    if args.malloc_mmap_threshold is not None:
+        env["MALLOC_MMAP_THRESHOLD_"] = str(args.malloc_mmap_threshold)
     module = [sys.executable, "-m"]
+    train = [*module, f"{PACKAGE}.train"]
+    if args.cache_bytes is not None:
+        train = [sys.executable, "-c", WITH_CACHE_BYTES, str(args.cache_bytes)]
+    print(f"CACHE_BYTES {args.cache_bytes or 'as packaged'}, MALLOC_MMAP_THRESHOLD_ "
+          f"{args.malloc_mmap_threshold or 'unset'}")  # fmt: skip
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at the start; MiB below")
     for label, count in (("N", args.images), ("10N", 10 * args.images)):
         folder = work / f"images-{count}"
@@ -166,7 +187,7 @@ def main() -> None:
                     f"data.num_workers={workers}",
                     f"paths.output_dir={work}/run-{label}-{workers}-{run}-{time.time_ns()}",
                 ]
-                m = measure([*module, f"{PACKAGE}.train", *TRAIN, *data, *out], project, env)
+                m = measure([*train, *TRAIN, *data, *out], project, env)
                 assert m["code"] == 0, f"{label} train exited {m['code']}"
                 runs.append(m)
             figures = {key: [r[key] for r in runs] for key in runs[0]}

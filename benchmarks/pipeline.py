@@ -72,11 +72,12 @@ def main() -> None:
         for index in range(args.rounds):
             project = Path(tmp) / f"round-{index}"
             render(project)
+            env = {**os.environ, "PYTHONPATH": str(project / "src")}  # as if installed
             load = os.getloadavg()[0]
             for stage, (module, *overrides) in STAGES.items():
                 command = [sys.executable, "-m", f"{PACKAGE}.{module}", *overrides]
                 start = time.perf_counter()
-                done = subprocess.run(command, cwd=project, capture_output=True, text=True)
+                done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
                 times[stage].append(time.perf_counter() - start)
                 assert done.returncode == 0, f"{stage} exited {done.returncode}:\n{done.stderr}"
             times["whole"].append(sum(times[stage][-1] for stage in STAGES))
