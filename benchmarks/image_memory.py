@@ -163,8 +163,9 @@ def main() -> None:
     train = [*module, f"{PACKAGE}.train"]
     if args.cache_bytes is not None:
         train = [sys.executable, "-c", WITH_CACHE_BYTES, str(args.cache_bytes)]
-    print(f"CACHE_BYTES {args.cache_bytes or 'as packaged'}, MALLOC_MMAP_THRESHOLD_ "
-          f"{args.malloc_mmap_threshold or 'unset'}")  # fmt: skip
+    cache = "as packaged" if args.cache_bytes is None else args.cache_bytes
+    threshold = "unset" if args.malloc_mmap_threshold is None else args.malloc_mmap_threshold
+    print(f"CACHE_BYTES {cache}, MALLOC_MMAP_THRESHOLD_ {threshold}")
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at the start; MiB below")
     for label, count in (("N", args.images), ("10N", 10 * args.images)):
         folder = work / f"images-{count}"
