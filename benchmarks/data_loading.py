@@ -15,6 +15,9 @@ Then the data wait: the default model, optimizer, schedule, loss and clipping tr
 digits files read by 2 workers (the trainer's step, written out as a loop), and the time spent
 blocked in ``next(loader)`` is divided by the whole step's time (the wait plus the forward,
 backward and optimizer step). Medians, with the spread (min-max), over ``--repeats`` rounds.
+``--wait-variants`` measures the same wait with other loaders (``"1"``, ``"0"``,
+``"2,persistent"``, ``"2,prefetch=4"``, ...): each variant reads a fresh dataset (an empty
+cache of decoded files); persistent workers keep theirs from one epoch to the next.
 
 A measurement, not a test: ``python benchmarks/data_loading.py`` (``make bench``).
 """
@@ -30,6 +33,7 @@ import sys
 import tempfile
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +49,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=3, help="epochs of the data-wait training")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--wait-variants",
+        nargs="*",
+        default=[],
+        help='data-wait loaders besides 2 workers: "W[,persistent][,prefetch=K]"',
+    )
     args = parser.parse_args()
     args.json = args.json and args.json.resolve()  # the benchmark runs from the project
     return args
@@ -97,13 +107,30 @@ def whole_batch(batch):
     return batch  # ImageFiles returns whole batches
 
 
-def loader(m: dict, files, workers: int, epoch: int = 0):
+def loader(m: dict, files, workers: int, epoch: int = 0, **options):
+    """The trainer's loader (``options``: other DataLoader arguments, for the variants)."""
     from torch.utils.data import DataLoader
 
     sampler = m["training.sampling"].EpochBatchSampler(len(files), BATCH, seed=0)
     sampler.set_epoch(epoch)
     files.set_epoch(epoch)
-    return DataLoader(files, batch_sampler=sampler, num_workers=workers, collate_fn=whole_batch)
+    return DataLoader(
+        files, batch_sampler=sampler, num_workers=workers, collate_fn=whole_batch, **options
+    )
+
+
+def variant(text: str) -> tuple[int, dict]:
+    """``"2,persistent,prefetch=4"`` -> (2, DataLoader options)."""
+    workers, *flags = text.split(",")
+    options: dict = {}
+    for flag in flags:
+        if flag == "persistent":
+            options["persistent_workers"] = True
+        elif flag.startswith("prefetch="):
+            options["prefetch_factor"] = int(flag.split("=")[1])
+        else:
+            raise SystemExit(f"unknown loader option {flag!r} in {text!r}")
+    return int(workers), options
 
 
 def images_per_second_per_worker(m: dict, files, workers: int) -> float:
@@ -115,8 +142,14 @@ def images_per_second_per_worker(m: dict, files, workers: int) -> float:
     return count / (time.perf_counter() - start) / workers
 
 
-def data_wait(m: dict, cfg, files, epochs: int) -> tuple[float, float]:
-    """(share of the step time blocked in next(loader), steps per second) over ``epochs``."""
+def data_wait(
+    m: dict, cfg, files, epochs: int, workers: int = 2, **options
+) -> tuple[float, float, float]:
+    """(share of the step time blocked in next(loader), steps per second) over ``epochs``, and
+    the median seconds to an epoch's first batch (the workers' start-up, not in the share).
+
+    Persistent workers are started once (their copies of the dataset keep the epoch they were
+    started with: the augmentation's seeds would be stale, its cost is the same)."""
     import torch
 
     task = m["tasks"].for_data(cfg.data)
@@ -126,9 +159,16 @@ def data_wait(m: dict, cfg, files, epochs: int) -> tuple[float, float]:
     steps = epochs * (len(files) // BATCH)
     scheduler = m["models.build"].instantiate(cfg.scheduler, "scheduler")(optimizer, steps)
     waited = total = 0.0
+    starts: list[float] = []  # seconds to the first batch of each epoch (left out above)
+    kept = loader(m, files, workers, 0, **options) if options else None
     for epoch in range(epochs):
-        batches = iter(loader(m, files, 2, epoch))
+        if kept is not None:
+            kept.batch_sampler.set_epoch(epoch)
+            files.set_epoch(epoch)  # reaches the workers unless they persist
+        first = time.perf_counter()
+        batches = iter(kept or loader(m, files, workers, epoch))
         next(batches)  # the start-up of an epoch's workers is not a step's wait
+        starts.append(time.perf_counter() - first)
         while True:
             start = time.perf_counter()
             try:
@@ -145,7 +185,7 @@ def data_wait(m: dict, cfg, files, epochs: int) -> tuple[float, float]:
             loss.item()  # the trainer reads the loss at its log points
             end = time.perf_counter()
             waited, total = waited + got - start, total + end - start
-    return waited / total, steps / total
+    return waited / total, steps / total, statistics.median(starts)
 
 
 def summary(values: list[float]) -> dict:
@@ -178,6 +218,10 @@ def main() -> None:
                 )
                 for augmented in (False, True)
             }
+            if name == "digits":  # a fresh dataset (empty cache) for each data-wait variant
+                fresh_digits = partial(
+                    images.ImageFiles, folder, paths, targets, shape[0], preprocess, augment
+                )
         load = os.getloadavg()[0]  # other work on the machine skews every figure
         print(f"{os.cpu_count()} CPUs (load {load:.1f}), torch {torch.__version__}, batch {BATCH}, "
               f"augmentation: {[node['_target_'] for node in cfg.data.augment]}")  # fmt: skip
@@ -194,19 +238,46 @@ def main() -> None:
                     figures["throughput"][key] = summary(rates)
                     s = figures["throughput"][key]
                     print(f"  {key:42s} {s['median']:8.0f}  ({s['min']:.0f}-{s['max']:.0f})")
-        shares, rates = [], []
+        shares, rates, starts = [], [], []
         for _ in range(args.repeats):
-            share, rate = data_wait(m, cfg, sets["digits"][True], args.epochs)
+            share, rate, start = data_wait(m, cfg, sets["digits"][True], args.epochs)
             shares.append(share)
             rates.append(rate)
-        figures["data_wait"] = {"share": summary(shares), "steps_per_s": summary(rates)}
+            starts.append(start)
+        figures["data_wait"] = {
+            "share": summary(shares),
+            "steps_per_s": summary(rates),
+            "first_batch_s": summary(starts),
+        }
         s, r = figures["data_wait"]["share"], figures["data_wait"]["steps_per_s"]
         print(
             "Default model on the digits files, 2 workers, augmented: "
             f"{100 * s['median']:.1f}% of the step time waiting on data "
             f"({100 * s['min']:.1f}-{100 * s['max']:.1f}%), "
-            f"{r['median']:.0f} steps/s ({r['min']:.0f}-{r['max']:.0f})"
+            f"{r['median']:.0f} steps/s ({r['min']:.0f}-{r['max']:.0f}), first batch of an epoch "
+            f"{1000 * statistics.median(starts):.0f} ms ({1000 * min(starts):.0f}-"
+            f"{1000 * max(starts):.0f})"
         )
+        for text in args.wait_variants:
+            workers, options = variant(text)
+            shares, rates, starts = [], [], []
+            for _ in range(args.repeats):
+                share, rate, start = data_wait(
+                    m, cfg, fresh_digits(), args.epochs, workers, **options
+                )
+                shares.append(share)
+                rates.append(rate)
+                starts.append(start)
+            s, r, f = summary(shares), summary(rates), summary(starts)
+            figures["data_wait_" + text] = {"share": s, "steps_per_s": r, "first_batch_s": f}
+            print(
+                f"  loader {text:24s} {100 * s['median']:5.1f}% waiting "
+                f"({100 * s['min']:.1f}-{100 * s['max']:.1f}%), "
+                f"{r['median']:.0f} steps/s ({r['min']:.0f}-{r['max']:.0f}), first batch "
+                f"{1000 * f['median']:.0f} ms ({1000 * f['min']:.0f}-{1000 * f['max']:.0f})"
+            )
+        figures["load_after"] = os.getloadavg()[0]
+        print(f"load at the end {figures['load_after']:.1f}")
         if args.json:
             args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
