@@ -73,7 +73,7 @@ def test_the_build_context_holds_only_what_the_image_needs(docker_project, tmp_p
     ]
     # A project after some work: data, runs, a tracking store, secrets, caches.
     clutter = [
-        "data/raw/digits.parquet",
+        "data/raw/digits/3/0001.png",
         "data/processed/train.parquet",
         "outputs/train/2026-01-01/checkpoints/last.pt",
         "multirun/0/metrics.json",

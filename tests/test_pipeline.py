@@ -121,14 +121,13 @@ def test_bad_raw_data_stops_dvc_repro_and_keeps_the_last_good_outputs(default_pr
     run([DVC, "repro"], cwd=project, **env)
     processed = {p.name: p.read_bytes() for p in (project / "data/processed").iterdir()}
     report = (project / "reports" / "validation.json").read_bytes()
-    # New raw data arrives with a label that cannot be.
-    raw_path = project / "data" / "raw" / "digits.parquet"
-    raw = pd.read_parquet(raw_path)
-    raw.loc[0, "label"] = 99
-    raw.to_parquet(raw_path, index=False)
+    # New raw data arrives with a class that cannot be: an eleventh class folder of digits.
+    raw = project / "data" / "raw" / "digits"
+    (raw / "extra").mkdir()
+    shutil.copy(next((raw / "3").iterdir()), raw / "extra" / "0.png")
     with pytest.raises(pytest.fail.Exception, match="prepare: error:") as failure:
         run([DVC, "repro"], cwd=project, **env)
-    assert "label" in str(failure.value) and "isin" in str(failure.value)
+    assert "holds 11 classes" in str(failure.value) and "num_classes" in str(failure.value)
     assert "Running stage 'validate'" not in str(failure.value)
     # The last good processed data and its report are still there, byte for byte.
     assert {p.name: p.read_bytes() for p in (project / "data/processed").iterdir()} == processed
