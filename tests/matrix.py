@@ -32,7 +32,12 @@ STRUCTURAL: dict[str, list[Any]] = {
 }
 
 ROTATED: dict[str, list[Any]] = {
-    "task": ["image_classification", "tabular_classification", "tabular_regression"],
+    "task": [
+        "image_classification",
+        "tabular_classification",
+        "tabular_regression",
+        "text_classification",
+    ],
     "license": ["MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary"],
     "python_version": ["3.10", "3.11", "3.12", "3.13"],
     # Asked only with use_dvc; its URL answer takes the default for the kind of remote.
@@ -70,9 +75,12 @@ def combinations() -> list[dict[str, Any]]:
 
 def combination_id(answers: dict[str, Any]) -> str:
     """A short, readable test id: task, then the structural answers."""
-    task = {"image_classification": "img", "tabular_classification": "tcls"}.get(
-        answers["task"], "treg"
-    )
+    task = {
+        "image_classification": "img",
+        "tabular_classification": "tcls",
+        "tabular_regression": "treg",
+        "text_classification": "txt",
+    }[answers["task"]]
     flags = [
         f"dvc{int(answers['use_dvc'])}",
         f"mlf{int(answers['use_mlflow'])}",
@@ -86,6 +94,7 @@ DATASETS = {
     "image_classification": "digits",
     "tabular_classification": "breast_cancer",
     "tabular_regression": "diabetes",
+    "text_classification": "docstrings",
 }
 
 
@@ -185,12 +194,26 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
     if answers["use_dvc"]:
         files |= {".dvcignore", "dvc.yaml"}
     # trainer
-    model = "cnn" if answers["task"] == "image_classification" else "mlp"
+    model = {"image_classification": "cnn", "text_classification": "transformer"}.get(
+        answers["task"], "mlp"
+    )
     files |= {f"configs/model/{model}.yaml", f"configs/model/{model}_small.yaml"}
     # pretrained backbones and fine-tuning (the module and its parts work for any task)
     files |= {f"{pkg}/models/backbone.py", f"{pkg}/training/finetuning.py"}
     if answers["task"] == "image_classification":
         files |= {"configs/model/resnet18_pretrained.yaml", "tests/test_backbones.py"}
+    # texts: the tokenizer, the Transformer encoder (the modules are in every render)
+    files |= {
+        f"{pkg}/data/{name}.py" for name in ("text", "text_checks", "text_prepare", "text_sources")
+    }
+    files.add(f"{pkg}/models/transformer.py")
+    if answers["task"] == "text_classification":  # the bundled corpus and its licence
+        files |= {
+            f"{pkg}/data/corpus/docstrings.jsonl.gz",
+            f"{pkg}/data/corpus/LICENSE-PSF.txt",
+            "configs/model/transformer.yaml",
+            "configs/model/transformer_small.yaml",
+        }
     files |= {
         "configs/trainer/default.yaml",
         "configs/optimizer/adamw.yaml",
@@ -226,7 +249,14 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
     # the kinds of task: the only code that knows whether a run classifies or regresses
     files |= {
         f"{pkg}/tasks/{name}.py"
-        for name in ("__init__", "base", "classification", "image_classification", "regression")
+        for name in (
+            "__init__",
+            "base",
+            "classification",
+            "image_classification",
+            "regression",
+            "text_classification",
+        )
     }
     files |= {"tests/test_tasks.py"}
     # guards against training silently wrong (divergence, resume under a changed config)
@@ -248,6 +278,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "image_classification": "digits_cnn",
         "tabular_classification": "breast_cancer_mlp",
         "tabular_regression": "diabetes_mlp",
+        "text_classification": "docstrings_transformer",
     }[answers["task"]]
     files |= {
         "configs/tune.yaml",

@@ -128,6 +128,46 @@ def augmentations(value: Any, key: str) -> Any:
     )
 
 
+TOKENIZER_KINDS = ("wordpiece", "bpe")  # data/text.py's
+
+
+def tokenizer_settings(value: Any, key: str) -> Any:
+    """``data.tokenizer``: null (not text), or {kind, vocab_size, lowercase, pretrained}."""
+    if value is None:
+        return value
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"{key} must be null or a mapping of kind, vocab_size, lowercase and pretrained, "
+            f"got {value!r}."
+        )
+    unknown = sorted(set(value) - {"kind", "vocab_size", "lowercase", "pretrained"})
+    if unknown:
+        raise ConfigError(
+            f"{key} has unknown keys {unknown}: it takes kind, vocab_size, lowercase, pretrained."
+        )
+    one_of(*TOKENIZER_KINDS)(value.get("kind"), f"{key}.kind")
+    integer(100)(value.get("vocab_size"), f"{key}.vocab_size")
+    boolean(value.get("lowercase", True), f"{key}.lowercase")
+    rule("null or a path", lambda v: v is None or isinstance(v, str))(
+        value.get("pretrained"), f"{key}.pretrained"
+    )
+    return value
+
+
+text_length = rule(
+    "null or [shortest, longest] characters, 1 <= shortest <= longest",
+    lambda v: (
+        v is None
+        or (
+            isinstance(v, list | tuple)
+            and len(v) == 2
+            and all(_is_int(n) for n in v)
+            and 1 <= v[0] <= v[1]
+        )
+    ),
+)
+
+
 def like(default: Any, *, least: float = 0, fraction: bool = False) -> Rule:
     """``trainer.health``'s rule: a value of the default's type, not negative (at least
     ``least`` where 0 would mean never), at most 1 for a share."""
@@ -257,6 +297,10 @@ class Data:  # task-dependent: configs/data/ gives every value; prepare checks s
     augment_on: str = setting(MISSING, one_of("workers", "device"))
     # A share of a split's rows: above 1 no repeat would ever fail, below 0 every split would.
     max_duplicate_share: float = setting(MISSING, number(minimum=0, maximum=1))
+    # Texts (data/text.py); optional, absent for other data: a tokenizer makes data text.
+    tokenizer: dict[str, Any] | None = setting(None, tokenizer_settings)
+    max_length: int | None = setting(None, integer(1, nullable=True))  # tokens per text
+    text_length: list[int] | None = setting(None, text_length)  # characters validate accepts
     # Tables larger than memory (data/streaming.py, data/large.py); optional, these defaults.
     stream: str | bool = setting(
         "auto", rule("auto, true or false", lambda v: v in ("auto", True, False))

@@ -28,12 +28,16 @@ from .record import vouches_for
 from .schemas import (
     MANIFEST_COLUMNS,
     SPLITS,
+    TEXT_COLUMNS,
     ImageManifest,
+    TextSplit,
     is_images,
+    is_text,
     label_range_failures,
     schemas_for,
 )
 from .streaming import stream_split, streams
+from .text import TokenizedText, load_tokenizer, tokenizer_from_json
 from .version import bytes_md5, schema_digest
 
 
@@ -46,7 +50,8 @@ def load_split(
     seed: int = 0,
     *,
     lazy: bool = False,
-) -> TensorDataset | ImageFiles:
+    tokenizer_json: str | None = None,
+) -> TensorDataset | ImageFiles | TokenizedText:
     """``(features, target)`` tensors of one split: ``train``, ``val`` or ``test``.
 
     ``augment`` (training only) acts on a batch of images; image datasets read from files
@@ -57,9 +62,16 @@ def load_split(
     ``targets`` (the task's, ``tasks/``) turns the target column into the tensor the loss
     expects. ``lazy`` (the trainer): a table larger than ``data.stream`` allows is a
     ``ParquetStream`` instead, read a few row groups at a time (``streaming.py``).
+
+    Text data (``data.tokenizer`` set) is a ``TokenizedText``: the split's texts as token ids,
+    from the prepared ``tokenizer.json``, or from ``tokenizer_json`` (a checkpoint's copy:
+    evaluate tokenizes with the tokenizer the model was trained with).
     """
+    labelled = is_images(data) or is_text(data)  # label: a class index below num_classes
     if is_images(data):
         processed_schema, features = ImageManifest, []
+    elif is_text(data):
+        processed_schema, features = TextSplit, []
     else:
         _, processed_schema, features = schemas_for(data.name)
     require_prepared(processed_dir, (split,))
@@ -71,12 +83,18 @@ def load_split(
     except OSError as error:  # unreadable (permissions, a folder): named as pyarrow's errors are
         raise unreadable_parquet(path, error) from None
     frame = read_processed(path, content)
-    columns = MANIFEST_COLUMNS if is_images(data) else ["id", *features, data.target]
+    columns = (
+        MANIFEST_COLUMNS
+        if is_images(data)
+        else TEXT_COLUMNS
+        if is_text(data)
+        else ["id", *features, data.target]
+    )
     vouched = vouches_for(
         processed_dir, path.name, bytes_md5(content), schema_digest(processed_schema, columns)
     )
     failures = [] if vouched else schema_failures(processed_schema, frame, split, columns)
-    if is_images(data) and not vouched:
+    if labelled and not vouched:
         failures += label_range_failures(frame, split, int(data.num_classes))
     if failures:
         raise DataValidationError(
@@ -92,6 +110,18 @@ def load_split(
             preprocess_for(data),
             augment,
             seed,
+        )
+    if is_text(data):
+        if tokenizer_json is None:
+            tokenizer, tokenizer_json = load_tokenizer(processed_dir)
+        else:
+            tokenizer = tokenizer_from_json(tokenizer_json)
+        return TokenizedText(
+            frame["text"].tolist(),
+            targets(frame["label"].to_numpy(copy=True)),
+            tokenizer,
+            tokenizer_json,
+            int(data.max_length),
         )
     inputs = torch.from_numpy(frame[features].to_numpy(dtype=np.float32, copy=True))
     return TensorDataset(inputs, targets(frame[data.target].to_numpy()))
@@ -110,7 +140,10 @@ def require_prepared(processed_dir: str | Path, splits: tuple[str, ...] = SPLITS
 
 
 def num_features(data: DictConfig) -> int:
-    """The width of a flattened input row (of an image: its pixel count)."""
+    """The width of a flattened input row (of an image: its pixel count; of a text: its
+    longest token count)."""
     if is_images(data):
         return int(np.prod(list(data.image_shape)))
+    if is_text(data):
+        return int(data.max_length)
     return len(schemas_for(data.name)[2])

@@ -43,6 +43,7 @@ from .schemas import (
     ImageManifest,
     has_class_labels,
     is_images,
+    is_text,
     label_range_failures,
     schemas_for,
 )
@@ -152,16 +153,23 @@ def transform(
 
 
 def write_processed(
-    processed: dict[str, pd.DataFrame], stats: dict, out_dir: Path, stats_name: str = "stats.json"
+    processed: dict[str, pd.DataFrame],
+    stats: dict,
+    out_dir: Path,
+    stats_name: str = "stats.json",
+    extra: dict[str, str] | None = None,
 ) -> None:
     """Replace data/processed only once every file of the new version is written (``stats``
-    as ``stats_name``: the tables' scaling, or the images' root and classes)."""
+    as ``stats_name``: the tables' scaling, or the images' root and classes; ``extra``: more
+    text files by name, e.g. a text dataset's tokenizer.json)."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".processed-", dir=out_dir.parent))
     try:
         for name, frame in processed.items():
             frame.to_parquet(staging / f"{name}.parquet", index=False)
         (staging / stats_name).write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+        for name, content in (extra or {}).items():
+            (staging / name).write_text(content, encoding="utf-8")
         # Two renames: the old version is moved aside, never deleted before the new one is in.
         previous = out_dir.with_name(f".{out_dir.name}-previous")
         shutil.rmtree(previous, ignore_errors=True)
@@ -220,6 +228,10 @@ def prepare(cfg: DictConfig) -> dict[str, pd.DataFrame]:
     data = cfg.data
     if is_images(data):
         return prepare_images(cfg)
+    if is_text(data):
+        from .text_prepare import prepare_text
+
+        return prepare_text(cfg)
     if large.source_is_large(data, cfg.paths.raw_dir):  # larger than memory: in chunks
         source = _normalised(data.source)
         return large.prepare(cfg, SOURCE_KEY, source)  # type: ignore[return-value] (row ranges)

@@ -34,8 +34,8 @@ def has_class_labels(data) -> bool:
     target; data only needs to know what the column holds: to stratify the splits, to store it
     as integers, to compare label frequencies between splits).
     """
-    if is_images(data):
-        return True  # an image manifest's label is a class index
+    if is_images(data) or is_text(data):
+        return True  # an image manifest's or a text table's label is a class index
     processed = schemas_for(data.name)[1].to_schema()
     return pd.api.types.is_integer_dtype(str(processed.columns[data.target].dtype))
 
@@ -110,6 +110,28 @@ def label_range_failures(frame: pd.DataFrame, table: str, num_classes: int) -> l
     if "label" not in frame.columns or not pd.api.types.is_integer_dtype(frame["label"]):
         return []  # the schema's dtype row says it
     return range_failures(frame, table, ["label"], (0, num_classes - 1), "data.num_classes")
+
+
+# --- texts -------------------------------------------------------------------------------------
+
+
+class TextSplit(_Table):
+    """Any text dataset's processed split: one row per text, whatever the dataset (no
+    per-dataset schema to write: ``data.tokenizer``, ``data.max_length`` and
+    ``data.num_classes`` say the rest). ``label`` is a class index below ``data.num_classes``
+    (checked beside the schema: ``label_range_failures``)."""
+
+    text: Series[str] = pa.Field(str_length={"min_value": 1})
+    label: Series[np.int64] = pa.Field(ge=0)
+
+
+#: The columns of a processed text split, in order.
+TEXT_COLUMNS = ["id", "text", "label"]
+
+
+def is_text(data) -> bool:
+    """Whether ``data`` is a text dataset (``data.tokenizer`` is set)."""
+    return bool(data.get("tokenizer"))
 
 
 # --- breast cancer ------------------------------------------------------------------------------

@@ -48,9 +48,12 @@ from .record import DEFAULT_MAX_DUPLICATE_SHARE, checked_settings, record_path
 from .schemas import (
     MANIFEST_COLUMNS,
     SPLITS,
+    TEXT_COLUMNS,
     ImageManifest,
+    TextSplit,
     has_class_labels,
     is_images,
+    is_text,
     label_range_failures,
     pixel_range,
     schemas_for,
@@ -125,6 +128,10 @@ def inspect(cfg: DictConfig) -> Validation:
     data = cfg.data
     if is_images(data):
         return inspect_images(cfg)
+    if is_text(data):
+        from .text_checks import inspect_text
+
+        return inspect_text(cfg)
     if large.processed_is_large(data, cfg.paths.processed_dir):  # larger than memory: in chunks
         return Validation(*large.inspect(cfg, stats_failures))
     _, processed_schema, features = schemas_for(data.name)
@@ -252,6 +259,8 @@ def check_and_record(cfg: DictConfig) -> Validation:
     write_report(report, result.failures, checked, result.warnings)
     if is_images(cfg.data):
         schema, columns = ImageManifest, MANIFEST_COLUMNS
+    elif is_text(cfg.data):
+        schema, columns = TextSplit, TEXT_COLUMNS
     else:
         _, schema, features = schemas_for(cfg.data.name)
         columns = ["id", *features, cfg.data.target]

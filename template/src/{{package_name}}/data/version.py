@@ -20,7 +20,15 @@ import yaml
 
 #: The files ``prepare`` writes to ``data/processed`` and the commands read.
 #: (``images.json`` in place of ``stats.json`` for image data: the images' root and classes.)
-PROCESSED_FILES = ("train.parquet", "val.parquet", "test.parquet", "stats.json", "images.json")
+PROCESSED_FILES = (
+    "train.parquet",
+    "val.parquet",
+    "test.parquet",
+    "stats.json",
+    "images.json",
+    "text.json",
+    "tokenizer.json",
+)
 
 
 def dvc_md5(lock_file: Path, out: str) -> str | None:

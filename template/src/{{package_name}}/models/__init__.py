@@ -2,11 +2,13 @@
 
 To add a model: write a module next to these with an ``nn.Module`` subclass, export it below, and
 add a config for it in ``configs/model/`` whose ``_target_`` names the class. ``Backbone`` wraps
-a pretrained image network (timm, torchvision or a module of yours) for fine-tuning.
+a pretrained image network (timm, torchvision or a module of yours) for fine-tuning;
+``TextTransformer`` is the text task's encoder.
 """
 
 from .backbone import Backbone
 from .cnn import SmallCNN
 from .mlp import MLP
+from .transformer import TextTransformer
 
-__all__ = ["MLP", "Backbone", "SmallCNN"]
+__all__ = ["MLP", "Backbone", "SmallCNN", "TextTransformer"]

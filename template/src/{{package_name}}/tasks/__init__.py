@@ -13,18 +13,20 @@ from omegaconf import DictConfig
 from torch import nn
 
 from ..data.datasets import num_features
-from ..data.schemas import is_images
+from ..data.schemas import is_images, is_text
 from ..errors import ConfigError
 from ..models.build import instantiate_model
 from .base import Task
 from .classification import Classification
 from .image_classification import ImageClassification
 from .regression import Regression
+from .text_classification import TextClassification
 
 TASKS: dict[str, type[Task]] = {
     "image_classification": ImageClassification,
     "tabular_classification": Classification,
     "tabular_regression": Regression,
+    "text_classification": TextClassification,
 }
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "ImageClassification",
     "Regression",
     "Task",
+    "TextClassification",
     "build_model",
     "for_data",
 ]
@@ -52,6 +55,6 @@ def build_model(cfg: DictConfig) -> nn.Module:
     sizes = for_data(cfg.data).model_sizes()
     if is_images(cfg.data):  # a network of images is sized by its channels, not a row's width
         sizes["in_channels"] = int(cfg.data.image_shape[0])
-    else:
+    elif not is_text(cfg.data):  # texts: sized by the vocabulary (the task's model_sizes)
         sizes["in_features"] = num_features(cfg.data)
     return instantiate_model(cfg.model, sizes)

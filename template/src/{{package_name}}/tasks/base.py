@@ -39,6 +39,8 @@ class Task(ABC):
     higher_is_better: ClassVar[bool]
     #: Whether inputs are images (channels-last memory format, prediction grids).
     images: ClassVar[bool] = False
+    #: Whether inputs are texts as token ids (``text_classification.py``).
+    text: ClassVar[bool] = False
 
     def __init__(self, data: DictConfig) -> None:
         self.data = data
@@ -57,6 +59,9 @@ class Task(ABC):
 
     def fit(self, targets: torch.Tensor) -> None:  # noqa: B027 (most tasks learn nothing)
         """Learn what ``encode`` needs from the training split's targets (nothing by default)."""
+
+    def fit_inputs(self, dataset: Any) -> None:  # noqa: B027 (most tasks learn nothing)
+        """Take what the inputs need from the training dataset (text: its tokenizer)."""
 
     def encode(self, targets: torch.Tensor) -> torch.Tensor:
         """Targets as the loss compares them with the network's outputs."""

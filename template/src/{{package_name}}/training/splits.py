@@ -137,6 +137,7 @@ def fit_task(task: Task, dataset: Any) -> None:
             task.fit(dataset.targets)
         return
     task.fit(loading.targets_of(dataset))
+    task.fit_inputs(dataset)
 
 
 def _rows(dataset: Any, cfg: DictConfig, ctx: distributed.Context) -> int:
