@@ -297,10 +297,10 @@ class Data:  # task-dependent: configs/data/ gives every value; prepare checks s
     augment_on: str = setting(MISSING, one_of("workers", "device"))
     # A share of a split's rows: above 1 no repeat would ever fail, below 0 every split would.
     max_duplicate_share: float = setting(MISSING, number(minimum=0, maximum=1))
-    # Texts (data/text.py); optional, absent for other data: a tokenizer makes data text.
-    tokenizer: dict[str, Any] | None = setting(None, tokenizer_settings)
-    max_length: int | None = setting(None, integer(1, nullable=True))  # tokens per text
-    text_length: list[int] | None = setting(None, text_length)  # characters validate accepts
+    # Texts (data/text.py); absent for other data: a tokenizer makes data text.
+    tokenizer: dict[str, Any] | None = setting(MISSING, tokenizer_settings)
+    max_length: int | None = setting(MISSING, integer(1, nullable=True))  # tokens per text
+    text_length: list[int] | None = setting(MISSING, text_length)  # characters validate accepts
     # Tables larger than memory (data/streaming.py, data/large.py); optional, these defaults.
     stream: str | bool = setting(
         "auto", rule("auto, true or false", lambda v: v in ("auto", True, False))

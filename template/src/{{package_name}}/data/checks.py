@@ -333,3 +333,26 @@ def write_report(
         "warnings": [asdict(f) for f in warnings],
     }
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+@dataclass
+class Validation:
+    """What ``validate`` found, and the md5 of each file it checked (what the record holds)."""
+
+    failures: list[Failure] = field(default_factory=list)
+    warnings: list[Failure] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+    images: str | None = None  # image data: the digest of its files (record.image_files_digest)
+
+
+def read_split(
+    path: Path, content: bytes | None = None
+) -> tuple[pd.DataFrame | None, list[Failure]]:
+    """A split as a DataFrame (from ``content``, the file's bytes, when given), or a failure
+    saying why it could not be read."""
+    if content is None and not path.is_file():
+        return None, [Failure(path.name, "<file>", "exists", [str(path)])]
+    try:
+        return pd.read_parquet(io.BytesIO(content) if content is not None else path), []
+    except Exception as error:  # an empty or truncated file: any reader error means unreadable
+        return None, [Failure(path.name, "<file>", "readable parquet", [str(error)[:120]])]

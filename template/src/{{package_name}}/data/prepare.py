@@ -231,7 +231,7 @@ def prepare(cfg: DictConfig) -> dict[str, pd.DataFrame]:
     if is_text(data):
         from .text_prepare import prepare_text
 
-        return prepare_text(cfg)
+        return prepare_text(cfg, split, write_processed)
     if large.source_is_large(data, cfg.paths.raw_dir):  # larger than memory: in chunks
         source = _normalised(data.source)
         return large.prepare(cfg, SOURCE_KEY, source)  # type: ignore[return-value] (row ranges)

@@ -13,9 +13,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from .checks import (
     Failure,
+    Validation,
     drift_failures,
     duplicated_content,
     overlapping_ids,
+    read_split,
     schema_failures,
 )
 from .record import DEFAULT_MAX_DUPLICATE_SHARE
@@ -33,9 +35,7 @@ def content_frames(splits: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     }
 
 
-def inspect_text(cfg: DictConfig):  # -> validate.Validation
-    from .validate import Validation, read_split
-
+def inspect_text(cfg: DictConfig) -> Validation:
     data = cfg.data
     processed_dir = Path(cfg.paths.processed_dir)
     result = Validation()

@@ -12,6 +12,7 @@
    all or nothing.
 """
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -86,9 +87,10 @@ def tokenizer_for(train_texts: list[str], data: DictConfig) -> str:
     return content
 
 
-def prepare_text(cfg: DictConfig) -> dict[str, pd.DataFrame]:
-    from .prepare import split, write_processed
-
+def prepare_text(
+    cfg: DictConfig, split: Callable[..., dict], write_processed: Callable[..., None]
+) -> dict[str, pd.DataFrame]:
+    """``split`` and ``write_processed`` are prepare.py's (the command's own, as for tables)."""
     data = cfg.data
     frame = load_text_source(data)
     labels, class_names = class_indices(frame["label"], data)

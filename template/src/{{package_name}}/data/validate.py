@@ -22,14 +22,11 @@ switch to skip this: to train on data a check rejects, change the check (``data.
 in git.
 """
 
-import io
 import json
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import check_settings, entry_point
@@ -37,10 +34,12 @@ from . import large
 from .checks import (
     DataValidationError,
     Failure,
+    Validation,
     drift_failures,
     duplicated_content,
     format_failures,
     overlapping_ids,
+    read_split,
     schema_failures,
     write_report,
 )
@@ -59,29 +58,6 @@ from .schemas import (
     schemas_for,
 )
 from .version import PROCESSED_FILES, bytes_md5, digest, schema_digest
-
-
-@dataclass
-class Validation:
-    """What ``validate`` found, and the md5 of each file it checked (what the record holds)."""
-
-    failures: list[Failure] = field(default_factory=list)
-    warnings: list[Failure] = field(default_factory=list)
-    files: dict[str, str] = field(default_factory=dict)
-    images: str | None = None  # image data: the digest of its files (record.image_files_digest)
-
-
-def read_split(
-    path: Path, content: bytes | None = None
-) -> tuple[pd.DataFrame | None, list[Failure]]:
-    """A split as a DataFrame (from ``content``, the file's bytes, when given), or a failure
-    saying why it could not be read."""
-    if content is None and not path.is_file():
-        return None, [Failure(path.name, "<file>", "exists", [str(path)])]
-    try:
-        return pd.read_parquet(io.BytesIO(content) if content is not None else path), []
-    except Exception as error:  # an empty or truncated file: any reader error means unreadable
-        return None, [Failure(path.name, "<file>", "readable parquet", [str(error)[:120]])]
 
 
 def stats_failures(content: bytes, features: list[str]) -> list[Failure]:
