@@ -62,14 +62,26 @@ def _rotate(values: list[Any], index: int, offset: int) -> Any:
     return values[(index + offset + index // len(values)) % len(values)]
 
 
+def _task(answers: dict[str, Any]) -> str:
+    # The task by the sum of the structural answers' positions: whichever structural value is
+    # fixed, the others still sum to at least as many residues as there are tasks, so each task
+    # meets each value of every structural answer (and each (use_mlflow, use_dvc) pair), and it
+    # is not paired for ever with the other rotated answers of the same cycle length.
+    position = sum(STRUCTURAL[name].index(value) for name, value in answers.items())
+    tasks = ROTATED["task"]
+    return tasks[position % len(tasks)]
+
+
 def combinations() -> list[dict[str, Any]]:
     """Every structural combination, each with one value of every rotated answer."""
     combos = []
     for index, values in enumerate(itertools.product(*STRUCTURAL.values())):
         answers = dict(zip(STRUCTURAL, values, strict=True))
+        rotated = {"task": _task(answers)}
         for offset, (name, choices) in enumerate(ROTATED.items(), start=1):
-            answers[name] = _rotate(choices, index, offset)
-        combos.append(answers)
+            if name != "task":
+                rotated[name] = _rotate(choices, index, offset)
+        combos.append({**answers, **rotated})
     return combos
 
 
