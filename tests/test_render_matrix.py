@@ -78,27 +78,60 @@ def test_render_passes_ruff(render, answers):
 def _code_key(answers: dict) -> tuple:
     """The answers that change the generated package, configs and tests. use_docker and ci change
     only the Makefile, the README and their own files, which have tests of their own; use_dvc
-    changes only the test files in DVC_DEPENDENT_TESTS (and dvc.yaml, tested by test_pipeline)."""
+    changes only the test files in DVC_DEPENDENT_TESTS (and dvc.yaml, tested by test_pipeline);
+    use_mlflow only the test files in MLFLOW_DEPENDENT_TESTS, configs/train.yaml's logger and
+    whether the MLflow modules are there."""
     return answers["task"], answers["use_mlflow"]
 
 
-# The generated test files whose content use_dvc changes: checked against the template below.
+# The generated test files whose content use_dvc / use_mlflow changes: checked against the
+# template below.
 DVC_DEPENDENT_TESTS = ["tests/test_evaluation.py", "tests/test_tracking.py"]
+MLFLOW_DEPENDENT_TESTS = [
+    "tests/test_evaluation_entry.py",
+    "tests/test_interruptions.py",
+    "tests/test_outages.py",
+    "tests/test_security.py",
+    "tests/test_training.py",
+    "tests/test_tune.py",
+]
+# What else a render without MLflow must pass: its configs against the schema (train.yaml's
+# logger), every module importing without the MLflow ones, the README's promises.
+WITHOUT_MLFLOW_TESTS = ["tests/test_config_schema.py", "tests/test_layers.py"]
 
 
 def _first_of_each(key, among=COMBINATIONS) -> set[str]:
     return {combination_id(next(c for c in among if key(c) == k)) for k in {key(c) for c in among}}
 
 
-# One render of each code key runs the whole fast set (with DVC where it tracks to MLflow,
-# without where it does not, so that both values of use_dvc run everything on every task); the
-# first render of each code key with the other use_dvc runs the files use_dvc changes; every
+# One render of each task runs the whole fast set, with DVC and MLflow; one render of each task
+# without either runs the files use_mlflow changes (and those use_dvc changes); the first render
+# of each (task, use_mlflow, use_dvc) not covered so far runs the files use_dvc changes; every
 # other render only test_layout.py (the README's promises), which is what use_docker and ci can
-# change. A third of the time of a whole fast set on every render.
+# change. So every test file runs on every task, and each file whose content an answer changes
+# runs with each value of that answer, for a third of the time of a whole fast set per render.
 FULL_FAST_SET = _first_of_each(
-    _code_key, [c for c in COMBINATIONS if c["use_dvc"] == c["use_mlflow"]]
+    lambda c: c["task"], [c for c in COMBINATIONS if c["use_dvc"] and c["use_mlflow"]]
 )
-DVC_FAST_SET = _first_of_each(lambda c: (*_code_key(c), c["use_dvc"])) - FULL_FAST_SET
+MLFLOW_FAST_SET = _first_of_each(
+    lambda c: c["task"], [c for c in COMBINATIONS if not (c["use_dvc"] or c["use_mlflow"])]
+)
+DVC_FAST_SET = (
+    _first_of_each(lambda c: (*_code_key(c), c["use_dvc"])) - FULL_FAST_SET - MLFLOW_FAST_SET
+)
+
+
+def fast_test_files(answers: dict) -> list[str]:
+    """The generated test files a render runs ([] for all of them)."""
+    name = combination_id(answers)
+    if name in FULL_FAST_SET:
+        return []
+    files = ["tests/test_layout.py"]
+    if name in MLFLOW_FAST_SET:
+        files += [*WITHOUT_MLFLOW_TESTS, *MLFLOW_DEPENDENT_TESTS, *DVC_DEPENDENT_TESTS]
+    elif name in DVC_FAST_SET:
+        files += DVC_DEPENDENT_TESTS
+    return files
 
 
 @pytest.mark.parametrize("answers", COMBINATION_PARAMS)
@@ -107,41 +140,56 @@ def test_render_passes_its_own_fast_tests(render, answers):
     # test_generated_slow.py: they do not depend on the structural answers.
     project = render(answers)
     cmd = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow"]
-    if combination_id(answers) in DVC_FAST_SET:
-        cmd += ["tests/test_layout.py", *DVC_DEPENDENT_TESTS]
-    elif combination_id(answers) not in FULL_FAST_SET:
-        cmd.append("tests/test_layout.py")
+    cmd += fast_test_files(answers)
     before = project_state(project.path)
     proc = run(cmd, cwd=project.path)
     assert re.search(r"\d+ passed", proc.stdout), proc.stdout
     assert_untouched(before, project.path)
 
 
-def test_every_code_key_runs_the_whole_fast_set_once():
-    keys = [_code_key(c) for c in COMBINATIONS if combination_id(c) in FULL_FAST_SET]
-    assert len(keys) == len(set(keys)) == len(ROTATED["task"]) * 2
-    # ... and every (code key, use_dvc) pair runs the files use_dvc changes at least once.
-    covered = {
-        (*_code_key(c), c["use_dvc"])
-        for c in COMBINATIONS
-        if combination_id(c) in FULL_FAST_SET | DVC_FAST_SET
+def test_every_task_runs_the_whole_fast_set_once_and_each_answer_its_own_files():
+    tasks = [c["task"] for c in COMBINATIONS if combination_id(c) in FULL_FAST_SET]
+    assert sorted(tasks) == sorted(ROTATED["task"])
+    # ... every (task, use_mlflow) pair runs the files use_mlflow changes, and every
+    # (task, use_mlflow, use_dvc) the files use_dvc changes.
+    runs = {combination_id(c): (c, fast_test_files(c)) for c in COMBINATIONS}
+    mlflow = {
+        _code_key(c)
+        for c, files in runs.values()
+        if not files or set(MLFLOW_DEPENDENT_TESTS) <= set(files)
     }
-    assert len(covered) == len(ROTATED["task"]) * 2 * 2
+    assert len(mlflow) == len(ROTATED["task"]) * 2
+    dvc = {
+        (*_code_key(c), c["use_dvc"])
+        for c, files in runs.values()
+        if not files or set(DVC_DEPENDENT_TESTS) <= set(files)
+    }
+    assert len(dvc) == len(ROTATED["task"]) * 2 * 2
 
 
-def test_use_dvc_changes_no_generated_file_but_the_dvc_dependent_tests():
-    # If use_dvc ever changes another generated file (a module, a config, another test file),
-    # the renders that skip it would no longer test it: add it to DVC_DEPENDENT_TESTS.
+def _mentioning(answer: str) -> list[str]:
+    """The generated src/, configs/ and tests/ files whose template mentions ``answer``."""
     template = Path(__file__).parent.parent / "template"
-    using = sorted(
+    return sorted(
         str(path.relative_to(template)).removesuffix(".jinja")
         for path in template.rglob("*")
         if path.is_file()
         and path.parts[len(template.parts)] in ("src", "configs", "tests")
         and path.suffix != ".gz"  # the text task's bundled corpus
-        and "use_dvc" in path.read_text(encoding="utf-8")
+        and answer in path.read_text(encoding="utf-8")
     )
-    assert using == DVC_DEPENDENT_TESTS
+
+
+def test_use_mlflow_changes_no_generated_file_but_those_its_renders_test():
+    # A file use_mlflow changes that the renders without MLflow do not run would go untested
+    # there: add it to MLFLOW_DEPENDENT_TESTS (a test file) or test it in WITHOUT_MLFLOW_TESTS.
+    assert _mentioning("use_mlflow") == ["configs/train.yaml", *MLFLOW_DEPENDENT_TESTS]
+
+
+def test_use_dvc_changes_no_generated_file_but_the_dvc_dependent_tests():
+    # If use_dvc ever changes another generated file (a module, a config, another test file),
+    # the renders that skip it would no longer test it: add it to DVC_DEPENDENT_TESTS.
+    assert _mentioning("use_dvc") == DVC_DEPENDENT_TESTS
 
 
 def test_matrix_covers_every_answer_value():
