@@ -108,6 +108,7 @@ HOW_TO_PAGES = [
     "compare-models",
     "distributed",
     "docker",
+    "fine-tune-text",
     "own-data",
     "remote-stores",
     "slurm",
@@ -207,12 +208,15 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/data/{name}.py" for name in ("text", "text_checks", "text_prepare", "text_sources")
     }
     files.add(f"{pkg}/models/transformer.py")
+    files.add(f"{pkg}/models/lora.py")  # LoRA fine-tuning (transformers and peft: the extra nlp)
     if answers["task"] == "text_classification":  # the bundled corpus and its licence
         files |= {
             f"{pkg}/data/corpus/docstrings.jsonl.gz",
             f"{pkg}/data/corpus/LICENSE-PSF.txt",
             "configs/model/transformer.yaml",
             "configs/model/transformer_small.yaml",
+            "configs/model/lora_pretrained.yaml",
+            "tests/test_lora.py",
         }
     files |= {
         "configs/trainer/default.yaml",

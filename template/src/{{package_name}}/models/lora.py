@@ -30,6 +30,7 @@ extra ``nlp`` (``pip install -e '.[nlp]'``), so a project without it imports thi
 
 import copy
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +129,6 @@ class LoraClassifier(nn.Module):
                 self.pretrained,
                 num_labels=self.model.config.num_labels,
                 ignore_mismatched_sizes=True,  # a folder's own head of another width: replaced
-                dtype=torch.float32,  # what the trainer expects (AMP casts per operation)
             )
         except (OSError, ValueError) as error:
             raise CheckpointError(
@@ -137,7 +137,8 @@ class LoraClassifier(nn.Module):
                 "a folder written by save_pretrained (config.json and model.safetensors or "
                 "pytorch_model.bin)."
             ) from None
-        self.model = _adapted(peft, network, self.lora, self.pretrained)
+        # float32 whatever the folder was saved in, as the trainer expects (AMP casts per step).
+        self.model = _adapted(peft, network.float(), self.lora, self.pretrained)
 
     def trainable(self) -> list[str]:
         """The names of the parameters that train (the adapters', the head's)."""
@@ -211,7 +212,9 @@ def _special_ids(pretrained: str, config: Any) -> tuple[int | None, int | None]:
 def _adapted(peft: Any, network: nn.Module, lora: Any, pretrained: str) -> nn.Module:
     """``network`` with LoRA adapters: only they and the head train."""
     try:
-        return peft.get_peft_model(network, copy.deepcopy(lora))
+        with warnings.catch_warnings():  # peft reads an attribute transformers 5 deprecates
+            warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
+            return peft.get_peft_model(network, copy.deepcopy(lora))
     except ValueError as error:  # target modules the network does not have
         raise ConfigError(
             f"model.target_modules cannot be adapted in {pretrained} ({error}). Name its "
