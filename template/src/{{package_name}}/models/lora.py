@@ -196,17 +196,23 @@ def _check_sizes(config: Any, pretrained: str, vocab_size: int | None) -> None:
 
 
 def _special_ids(pretrained: str, config: Any) -> tuple[int | None, int | None]:
-    """The ids of ``[CLS]`` and ``[SEP]`` in the folder's tokenizer (else the config's)."""
+    """The ids of the tokens that open and close a text: BERT's ``[CLS]`` and ``[SEP]``,
+    RoBERTa's ``<s>`` and ``</s>``, from the folder's tokenizer (else from the model's config)."""
+    ids: dict[str, int] = {}
     path = Path(pretrained).expanduser() / TOKENIZER_FILE
     if path.is_file():
         content = json.loads(path.read_text(encoding="utf-8"))
         vocabulary = content.get("model", {}).get("vocab")
         ids = dict(vocabulary) if isinstance(vocabulary, dict) else {}
         ids |= {token["content"]: token["id"] for token in content.get("added_tokens", [])}
-        return ids.get("[CLS]"), ids.get("[SEP]")
-    cls_id = getattr(config, "cls_token_id", None) or getattr(config, "bos_token_id", None)
-    sep_id = getattr(config, "sep_token_id", None) or getattr(config, "eos_token_id", None)
+    cls_id = _first(ids, ("[CLS]", "<s>"), config, ("cls_token_id", "bos_token_id"))
+    sep_id = _first(ids, ("[SEP]", "</s>"), config, ("sep_token_id", "eos_token_id"))
     return cls_id, sep_id
+
+
+def _first(ids: dict[str, int], tokens: tuple, config: Any, keys: tuple) -> int | None:
+    found = [ids[t] for t in tokens if t in ids] + [getattr(config, k, None) for k in keys]
+    return next((int(i) for i in found if i is not None), None)
 
 
 def _adapted(peft: Any, network: nn.Module, lora: Any, pretrained: str) -> nn.Module:
