@@ -172,6 +172,12 @@ def _libraries() -> tuple[Any, Any]:
 
 def _config(transformers: Any, pretrained: str, out_features: int) -> Any:
     """The pretrained model's config (its ``config.json``), with ``num_labels`` the task's."""
+    path = Path(pretrained).expanduser()
+    if (path.is_absolute() or pretrained.startswith((".", "~"))) and not path.is_dir():
+        raise ConfigError(
+            f"model.pretrained={pretrained}: no such folder. Give the folder of a model saved with "
+            "save_pretrained (config.json, its weights, tokenizer.json)."
+        )
     try:
         return transformers.AutoConfig.from_pretrained(pretrained, num_labels=out_features)
     except (OSError, ValueError) as error:
