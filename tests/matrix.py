@@ -201,22 +201,22 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
     files |= {f"configs/model/{model}.yaml", f"configs/model/{model}_small.yaml"}
     # pretrained backbones and fine-tuning (the module and its parts work for any task)
     files |= {f"{pkg}/models/backbone.py", f"{pkg}/training/finetuning.py"}
+    files.add(f"{pkg}/models/lora.py")  # LoRA fine-tuning (transformers and peft: the extra nlp)
     if answers["task"] == "image_classification":
         files |= {"configs/model/resnet18_pretrained.yaml", "tests/test_backbones.py"}
+    if answers["task"] == "text_classification":  # a pretrained transformer and its adapters
+        files |= {"configs/model/lora_pretrained.yaml", "tests/test_lora.py"}
     # texts: the tokenizer, the Transformer encoder (the modules are in every render)
     files |= {
         f"{pkg}/data/{name}.py" for name in ("text", "text_checks", "text_prepare", "text_sources")
     }
     files.add(f"{pkg}/models/transformer.py")
-    files.add(f"{pkg}/models/lora.py")  # LoRA fine-tuning (transformers and peft: the extra nlp)
     if answers["task"] == "text_classification":  # the bundled corpus and its licence
         files |= {
             f"{pkg}/data/corpus/docstrings.jsonl.gz",
             f"{pkg}/data/corpus/LICENSE-PSF.txt",
             "configs/model/transformer.yaml",
             "configs/model/transformer_small.yaml",
-            "configs/model/lora_pretrained.yaml",
-            "tests/test_lora.py",
         }
     files |= {
         "configs/trainer/default.yaml",
