@@ -120,6 +120,7 @@ HOW_TO_PAGES = [
     "compare-models",
     "distributed",
     "docker",
+    "fine-tune-text",
     "own-data",
     "remote-stores",
     "slurm",
@@ -212,8 +213,11 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
     files |= {f"configs/model/{model}.yaml", f"configs/model/{model}_small.yaml"}
     # pretrained backbones and fine-tuning (the module and its parts work for any task)
     files |= {f"{pkg}/models/backbone.py", f"{pkg}/training/finetuning.py"}
+    files.add(f"{pkg}/models/lora.py")  # LoRA fine-tuning (transformers and peft: the extra nlp)
     if answers["task"] == "image_classification":
         files |= {"configs/model/resnet18_pretrained.yaml", "tests/test_backbones.py"}
+    if answers["task"] == "text_classification":  # a pretrained transformer and its adapters
+        files |= {"configs/model/lora_pretrained.yaml", "tests/test_lora.py"}
     # texts: the tokenizer, the Transformer encoder (the modules are in every render)
     files |= {
         f"{pkg}/data/{name}.py" for name in ("text", "text_checks", "text_prepare", "text_sources")

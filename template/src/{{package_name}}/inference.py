@@ -188,7 +188,8 @@ def _leaves(tree: Any, prefix: str):
 
 
 def restore_model(state: dict[str, Any], path: Path, accelerator: str):
-    """The model of the checkpoint's config with its weights, in eval mode, and its device."""
+    """The model of the checkpoint's config with its weights, in eval mode, and its device
+    (a model with adapters, ``models.LoraClassifier``, with its adapters merged)."""
     use_cuda = accelerator != "cpu" and torch.cuda.is_available()
     device = torch.device("cuda" if use_cuda else "cpu")
     check_checkpoint(state, path)  # whoever calls this: only the project's own models
@@ -200,6 +201,8 @@ def restore_model(state: dict[str, Any], path: Path, accelerator: str):
             f"{path}: the weights do not fit the model its config describes "
             f"({str(error).splitlines()[0]})."
         ) from None
+    if callable(getattr(model, "merged", None)):  # LoRA adapters folded in: same outputs, faster
+        model = model.merged()
     return model.to(device).eval(), device
 
 

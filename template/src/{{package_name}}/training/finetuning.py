@@ -10,7 +10,9 @@ Whether the backbone is frozen is a function of the epoch (``model.freeze_backbo
 ``model.unfreeze_at_epoch``; null: for the whole run), set by ``at_epoch`` at the start of each
 epoch: a run resumed in any epoch, before or after the unfreezing, freezes exactly as the run
 that was never stopped. A frozen parameter has no gradient, so the optimizer leaves it and its
-state alone. Other models get one group and are never frozen.
+state alone. Other models get one group, of the parameters that require gradients when the
+optimizer is built (all of them, but for a model that freezes parts of itself for the whole run,
+as ``models.LoraClassifier`` freezes its pretrained weights), and are never frozen here.
 """
 
 from collections.abc import Callable
@@ -31,7 +33,9 @@ def optimizer(make: Callable[..., Optimizer], model: nn.Module) -> Optimizer:
     """``make(params)`` (the configured optimizer) with the backbone's group at its own rate."""
     found = backbones(model)
     if not found:
-        return make(model.parameters())
+        # Only what trains: a model that freezes parts of itself for good (LoRA's pretrained
+        # weights) keeps them out of the optimizer, its state and its weight decay.
+        return make([p for p in model.parameters() if p.requires_grad])
     inner = {id(p) for backbone in found for p in backbone.backbone.parameters()}
     head = [p for p in model.parameters() if id(p) not in inner]
     groups = [{"params": head, "name": "head"}]
