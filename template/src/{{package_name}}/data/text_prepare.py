@@ -76,18 +76,17 @@ def source_rows(frame: pd.DataFrame, data: DictConfig) -> tuple[pd.DataFrame, li
     labels, class_names = class_indices(frame["label"], data)
     if len(class_names) != int(data.num_classes):
         raise DataValidationError(
-            f"data.source={data.source!r} holds {len(class_names)} classes "
-            f"({class_names[:12]}), but data.num_classes is {data.num_classes}: set "
-            "data.num_classes (and data.class_names) to match the data."
+            f"data.source={data.source!r} holds {len(class_names)} classes in its label column "
+            f"{data.target!r} ({class_names[:12]}), but data.num_classes is {data.num_classes}: "
+            "set data.num_classes (and data.class_names) to match the data, or fix the labels."
         )
     text = frame["text"]
     if text.dtype != object or not text.map(lambda t: isinstance(t, str) or t is None).all():
         # Numbers read from a CSV cell are text too; a missing cell stays missing.
         text = text.map(lambda t: t if isinstance(t, str) or pd.isna(t) else str(t))
         text = text.where(text.notna(), None)
-    ids = frame["id"] if "id" in frame.columns else pd.Series(np.arange(len(frame)))
     rows = pd.DataFrame(
-        {"id": ids.to_numpy(), "text": text.to_numpy(dtype=object), "label": labels}
+        {"id": frame["id"].to_numpy(), "text": text.to_numpy(dtype=object), "label": labels}
     )
     table = f"source {data.source}"
     failures = schema_failures(TextSplit, rows, table, TEXT_COLUMNS)

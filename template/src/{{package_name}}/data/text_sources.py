@@ -9,6 +9,7 @@ class names (``concurrency``) or class indices (``0``); ``text_prepare`` turns t
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
@@ -68,5 +69,7 @@ def load_text_source(data: DictConfig) -> pd.DataFrame:
         )
     if target != "label":  # the source's own `label` column, if any, is not the target
         frame = frame.drop(columns=["label"], errors="ignore").rename(columns={target: "label"})
+    if "id" not in frame.columns:  # a row's id: its place in the source
+        frame = frame.assign(id=np.arange(len(frame), dtype=np.int64))
     # What prepare keeps of the source (data/raw/<name>.parquet): the columns it uses.
     return frame[[c for c in ("id", "text", "label", "split") if c in frame.columns]]
