@@ -19,6 +19,10 @@ or a manifest of yours is read where it is. The splits are manifests (``id``, ``
 to the images' root, ``label``), split as above or by the manifest's own ``split`` column, and
 ``data/processed/images.json`` records the root and the class names. The pixels are scaled when
 they are read (``images.Preprocess``), so there is no ``stats.json``.
+
+Text datasets (``data.tokenizer`` set) are prepared by ``text_prepare.py``: the source's texts
+and labels are checked, kept once as ``data/raw/<name>.parquet`` (``keep_raw``), split, and
+written with the tokenizer trained on the training split (``tokenizer.json``, ``text.json``).
 """
 
 import json

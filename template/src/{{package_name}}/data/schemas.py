@@ -4,7 +4,8 @@ Raw schemas describe the data as it comes from its source (``sources.py``); proc
 describe what ``prepare`` writes and the models read. ``validate`` checks every split against
 its processed schema, all failures at once. Bringing your own table? Write its two schemas here
 and register them in ``SCHEMAS``. Image datasets read from files need none: every one is checked
-against ``ImageManifest`` (its files by ``validate``).
+against ``ImageManifest`` (its files by ``validate``); nor do text datasets: every one is checked
+against ``TextSplit`` and the config's bounds beside it (``text_failures``).
 """
 
 import numpy as np
@@ -246,6 +247,6 @@ def schemas_for(name: str) -> tuple[type[pa.DataFrameModel], type[pa.DataFrameMo
         raise ValueError(
             f"data.name={name!r} has no schema; known datasets: {sorted(SCHEMAS)}. "
             "Add its raw and processed schemas to data/schemas.py (image datasets read from files "
-            "need none: give the data config an image_shape)."
+            "need none: give the data config an image_shape; nor do texts: give it a tokenizer)."
         )
     return SCHEMAS[name]
