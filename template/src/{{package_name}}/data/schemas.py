@@ -172,9 +172,9 @@ def text_failures(frame: pd.DataFrame, table: str, data) -> list:
     from .checks import range_failures
 
     failures = label_range_failures(frame, table, int(data.num_classes))
-    if "text" in frame.columns and pd.api.types.is_string_dtype(frame["text"]):
-        lengths = frame[["text"]].assign(text=frame["text"].str.len())
-        lengths = lengths[lengths["text"].notna()]
+    if "text" in frame.columns:  # the texts that are strings (the schema names the others)
+        texts = frame["text"][frame["text"].map(lambda t: isinstance(t, str))]
+        lengths = texts.astype(object).str.len().to_frame("text")
         low, high = text_length(data)
         for failure in range_failures(lengths, table, ["text"], (low, high), "data.text_length"):
             failure.check = f"length in [{low}, {high}] characters (data.text_length)"
