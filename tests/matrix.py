@@ -229,6 +229,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
             f"{pkg}/data/corpus/LICENSE-PSF.txt",
             "configs/model/transformer.yaml",
             "configs/model/transformer_small.yaml",
+            "tests/test_text_data.py",
         }
     files |= {
         "configs/trainer/default.yaml",

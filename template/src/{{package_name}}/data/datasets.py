@@ -35,6 +35,7 @@ from .schemas import (
     is_text,
     label_range_failures,
     schemas_for,
+    text_failures,
 )
 from .streaming import stream_split, streams
 from .text import TokenizedText, load_tokenizer, tokenizer_from_json
@@ -94,7 +95,9 @@ def load_split(
         processed_dir, path.name, bytes_md5(content), schema_digest(processed_schema, columns)
     )
     failures = [] if vouched else schema_failures(processed_schema, frame, split, columns)
-    if labelled and not vouched:
+    if is_text(data) and not vouched:  # lengths and labels, within the config's bounds
+        failures += text_failures(frame, split, data)
+    elif labelled and not vouched:
         failures += label_range_failures(frame, split, int(data.num_classes))
     if failures:
         raise DataValidationError(

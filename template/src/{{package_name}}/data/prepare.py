@@ -19,13 +19,19 @@ or a manifest of yours is read where it is. The splits are manifests (``id``, ``
 to the images' root, ``label``), split as above or by the manifest's own ``split`` column, and
 ``data/processed/images.json`` records the root and the class names. The pixels are scaled when
 they are read (``images.Preprocess``), so there is no ``stats.json``.
+
+Text datasets (``data.tokenizer`` set) are prepared by ``text_prepare.py``: the source's texts
+and labels are checked, kept once as ``data/raw/<name>.parquet`` (``keep_raw``), split, and
+written with the tokenizer trained on the training split (``tokenizer.json``, ``text.json``).
 """
 
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -75,19 +81,43 @@ def write_raw(frame: pd.DataFrame, path: Path, source: str) -> None:
     partial.replace(path)
 
 
+def refuse_another_source(path: Path, data: DictConfig) -> None:
+    """A ``DataValidationError`` when the raw file was fetched from another ``data.source``."""
+    fetched_from = recorded_source(path)
+    if fetched_from is not None and fetched_from != _normalised(data.source):
+        raise DataValidationError(
+            f"{path} was fetched from data.source={fetched_from!r}, but data.source is now "
+            f"{data.source!r}. Raw data is written once and never replaced, so the new source "
+            f"was not read: delete {path} and prepare again to take it, or set data.source "
+            f"back to {fetched_from!r}."
+        )
+
+
+def keep_raw(
+    data: DictConfig,
+    raw_dir: Path,
+    fetch: Callable[[], pd.DataFrame],
+    check: Callable[[pd.DataFrame], Any],
+) -> Any:
+    """``check(raw table)``: the table read from data/raw if it is there, else ``fetch``-ed and
+    written there once, only after ``check`` passed on it (it raises on bad data: then nothing is
+    written). What a text dataset's prepare keeps of its source."""
+    path = raw_dir / f"{data.name}.parquet"
+    if path.exists():
+        refuse_another_source(path, data)
+        return check(pd.read_parquet(path))
+    frame = fetch()
+    result = check(frame)
+    write_raw(frame, path, data.source)
+    return result
+
+
 def load_raw(data: DictConfig, raw_dir: Path) -> pd.DataFrame:
     """The raw table: read from data/raw if it is there, else fetched, checked and written."""
     raw_schema, _, features = schemas_for(data.name)
     path = raw_dir / f"{data.name}.parquet"
     if path.exists():
-        fetched_from = recorded_source(path)
-        if fetched_from is not None and fetched_from != _normalised(data.source):
-            raise DataValidationError(
-                f"{path} was fetched from data.source={fetched_from!r}, but data.source is now "
-                f"{data.source!r}. Raw data is written once and never replaced, so the new source "
-                f"was not read: delete {path} and prepare again to take it, or set data.source "
-                f"back to {fetched_from!r}."
-            )
+        refuse_another_source(path, data)
         frame = pd.read_parquet(path)
     else:
         read_options = OmegaConf.to_container(data.get("read_options") or OmegaConf.create({}))
@@ -231,7 +261,7 @@ def prepare(cfg: DictConfig) -> dict[str, pd.DataFrame]:
     if is_text(data):
         from .text_prepare import prepare_text
 
-        return prepare_text(cfg, split, write_processed)
+        return prepare_text(cfg, split, write_processed, keep_raw)
     if large.source_is_large(data, cfg.paths.raw_dir):  # larger than memory: in chunks
         source = _normalised(data.source)
         return large.prepare(cfg, SOURCE_KEY, source)  # type: ignore[return-value] (row ranges)

@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from .checks import DataValidationError, unreadable_parquet
-from .schemas import SPLITS, is_images
+from .schemas import SPLITS, is_images, is_text
 from .version import digest, file_md5s
 
 #: Within-split repeated rows above this share fail validation (``data.max_duplicate_share``).
@@ -41,12 +41,16 @@ def checked_settings(cfg: DictConfig) -> dict:
             data.get("max_duplicate_share", DEFAULT_MAX_DUPLICATE_SHARE)
         ),
     }
+    keys: tuple[str, ...] = ()
     if is_images(data):  # what the files were checked against
-        for key in ("image_shape", "pixel_range", "resize", "num_classes"):
-            value = data.get(key)
-            settings[f"data.{key}"] = (
-                OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-            )
+        keys = ("image_shape", "pixel_range", "resize", "num_classes")
+    elif is_text(data):  # what the texts and the tokenizer were checked against
+        keys = ("tokenizer", "max_length", "text_length", "num_classes")
+    for key in keys:
+        value = data.get(key)
+        settings[f"data.{key}"] = (
+            OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        )
     return settings
 
 

@@ -4,7 +4,8 @@ Raw schemas describe the data as it comes from its source (``sources.py``); proc
 describe what ``prepare`` writes and the models read. ``validate`` checks every split against
 its processed schema, all failures at once. Bringing your own table? Write its two schemas here
 and register them in ``SCHEMAS``. Image datasets read from files need none: every one is checked
-against ``ImageManifest`` (its files by ``validate``).
+against ``ImageManifest`` (its files by ``validate``); nor do text datasets: every one is checked
+against ``TextSplit`` and the config's bounds beside it (``text_failures``).
 """
 
 import numpy as np
@@ -115,14 +116,30 @@ def label_range_failures(frame: pd.DataFrame, table: str, num_classes: int) -> l
 # --- texts -------------------------------------------------------------------------------------
 
 
+# Characters a mis-decoded file leaves: U+FFFD (what a decoder puts for bytes it cannot read) and
+# control characters other than \n \t \r (C0, DEL, and the C1 range that cp1252 text read as
+# latin-1 shows). Real text has none of them.
+BAD_CHARACTERS = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]"
+
+
 class TextSplit(_Table):
     """Any text dataset's processed split: one row per text, whatever the dataset (no
     per-dataset schema to write: ``data.tokenizer``, ``data.max_length`` and
-    ``data.num_classes`` say the rest). ``label`` is a class index below ``data.num_classes``
-    (checked beside the schema: ``label_range_failures``)."""
+    ``data.num_classes`` say the rest). ``text`` is not empty or blank and holds no character a
+    mis-decoded file leaves (``BAD_CHARACTERS``); ``label`` is a class index. What the config
+    bounds is checked beside the schema: the label below ``data.num_classes``
+    (``label_range_failures``), the length within ``data.text_length`` (``text_failures``)."""
 
     text: Series[str] = pa.Field(str_length={"min_value": 1})
     label: Series[np.int64] = pa.Field(ge=0)
+
+    @pa.check("text", name="not_blank (a text of spaces only)")
+    def not_blank(cls, text: Series[str]) -> Series[bool]:
+        return text.str.contains(r"\S")
+
+    @pa.check("text", name="encoding (no U+FFFD or control characters: a mis-decoded file)")
+    def encoding(cls, text: Series[str]) -> Series[bool]:
+        return ~text.str.contains(BAD_CHARACTERS)
 
 
 #: The columns of a processed text split, in order.
@@ -132,6 +149,38 @@ TEXT_COLUMNS = ["id", "text", "label"]
 def is_text(data) -> bool:
     """Whether ``data`` is a text dataset (``data.tokenizer`` is set)."""
     return bool(data.get("tokenizer"))
+
+
+def text_length(data) -> tuple[int, int]:
+    """``data.text_length``: the shortest and longest text in characters validate accepts."""
+    value = data.get("text_length")
+    try:
+        low, high = (int(v) for v in value)
+    except (TypeError, ValueError):
+        low, high = 0, -1
+    if not 0 <= low <= high:
+        raise ConfigError(
+            f"data.text_length must be [shortest, longest] text in characters, e.g. [1, 20000], "
+            f"got {value!r}: set it in the data config."
+        )
+    return low, high
+
+
+def text_failures(frame: pd.DataFrame, table: str, data) -> list:
+    """What the config bounds in a text split: lengths within ``data.text_length`` and labels
+    below ``data.num_classes`` (the schema checks the rest)."""
+    from .checks import range_failures
+
+    failures = label_range_failures(frame, table, int(data.num_classes))
+    if "text" in frame.columns:  # the texts that are strings (the schema names the others)
+        texts = frame["text"][frame["text"].map(lambda t: isinstance(t, str))]
+        lengths = texts.astype(object).str.len().to_frame("text")
+        low, high = text_length(data)
+        for failure in range_failures(lengths, table, ["text"], (low, high), "data.text_length"):
+            failure.check = f"length in [{low}, {high}] characters (data.text_length)"
+            failure.failing_values = [f"{int(v)} characters" for v in failure.failing_values]
+            failures.append(failure)
+    return failures
 
 
 # --- breast cancer ------------------------------------------------------------------------------
@@ -198,6 +247,6 @@ def schemas_for(name: str) -> tuple[type[pa.DataFrameModel], type[pa.DataFrameMo
         raise ValueError(
             f"data.name={name!r} has no schema; known datasets: {sorted(SCHEMAS)}. "
             "Add its raw and processed schemas to data/schemas.py (image datasets read from files "
-            "need none: give the data config an image_shape)."
+            "need none: give the data config an image_shape; nor do texts: give it a tokenizer)."
         )
     return SCHEMAS[name]

@@ -94,19 +94,36 @@ def read_csv(path: Path, read_options: dict) -> pd.DataFrame:
             "(read_options: {encoding: latin-1})."
         ) from None
     except (pd.errors.ParserError, ValueError, TypeError) as error:
+        # A file of another separator whose texts hold commas fails to parse: say why.
+        header = _header(path, options)
+        if header is not None and "," not in header and "sep" not in options:
+            _refuse_other_separator(path, header)
         reason = " ".join(str(error).split())
         raise SourceError(f"{path} cannot be read as a CSV file: {reason}") from None
     if len(frame.columns) == 1 and "sep" not in options:
-        header = str(frame.columns[0])
-        for separator, written in _OTHER_SEPARATORS.items():
-            if separator in header:
-                setting = "read_options: {sep: " + written + "}"
-                raise SourceError(
-                    f"{path} has a single column ({header[:40]!r}...): it looks "
-                    f"{written}-separated, not comma-separated. Name its separator in the data "
-                    f"config ({setting})."
-                )
+        _refuse_other_separator(path, str(frame.columns[0]))
     return frame
+
+
+def _header(path: Path, options: dict) -> str | None:
+    """The first line of a CSV file, or None when it cannot be read as text."""
+    try:
+        with open(path, encoding=options.get("encoding", "utf-8")) as file:
+            return file.readline()
+    except (OSError, UnicodeDecodeError, LookupError):
+        return None
+
+
+def _refuse_other_separator(path: Path, header: str) -> None:
+    """A SourceError when the header line holds one of ``_OTHER_SEPARATORS``."""
+    for separator, written in _OTHER_SEPARATORS.items():
+        if separator in header:
+            setting = "read_options: {sep: " + written + "}"
+            raise SourceError(
+                f"{path} has a single column ({header.strip()[:40]!r}...): it looks "
+                f"{written}-separated, not comma-separated. Name its separator in the data "
+                f"config ({setting})."
+            )
 
 
 def read_parquet(path: Path) -> pd.DataFrame:

@@ -66,8 +66,8 @@ def stream_setting(data: DictConfig) -> str | bool:
 
 def streams(data: DictConfig, path: str | Path) -> bool:
     """Whether the table at ``path`` is read lazily rather than into memory."""
-    if data.get("image_shape"):  # image data has its own lazy dataset (files)
-        return False
+    if data.get("image_shape") or data.get("tokenizer"):
+        return False  # image data has its own lazy dataset (files); texts are token ids in memory
     value = stream_setting(data)
     if value != "auto":
         return value

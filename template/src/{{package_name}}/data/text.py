@@ -67,7 +67,8 @@ def tokenizer_from_json(content: str) -> Any:
 
 
 def load_tokenizer(processed_dir: str | Path) -> tuple[Any, str]:
-    """The prepared tokenizer and its JSON text (what a checkpoint stores)."""
+    """The prepared tokenizer and its JSON text (what a checkpoint stores); a file that is not
+    one is a ``DataValidationError`` naming it and the rebuild (exit 5)."""
     path = Path(processed_dir) / TOKENIZER_FILE
     if not path.is_file():
         package = __name__.split(".")[0]
@@ -75,8 +76,18 @@ def load_tokenizer(processed_dir: str | Path) -> tuple[Any, str]:
             f"{path} does not exist: prepare the text data first with `make prepare` (or "
             f"`python -m {package}.data.prepare`), which trains the tokenizer."
         )
-    content = path.read_text(encoding="utf-8")
-    return tokenizer_from_json(content), content
+    try:
+        content = path.read_text(encoding="utf-8")
+        return tokenizer_from_json(content), content
+    except Exception as error:  # tokenizers raises its own Exception type for a bad file
+        from ..errors import DataValidationError
+        from .checks import rebuild_hint
+
+        reason = " ".join(str(error).split())[:200]
+        raise DataValidationError(
+            f"{path} cannot be read as a tokenizer ({reason}): it is empty, truncated or "
+            f"corrupt; {rebuild_hint()}."
+        ) from None
 
 
 def tokenizer_md5(content: str) -> str:

@@ -2,11 +2,14 @@
 
 ``load_text_source(data)`` returns one DataFrame with ``text`` and ``label`` columns (the label
 a class name or index, as the source has it), and ``split`` and ``id`` where the source has them.
-A source file is a ``.csv``, ``.parquet`` or ``.jsonl`` (JSON lines) table.
+A source file is a ``.csv``, ``.parquet`` or ``.jsonl`` (JSON lines) table; one that cannot be
+read, or lacks a column, is a ``SourceError`` naming the file and the fix (exit 5). Labels are
+class names (``concurrency``) or class indices (``0``); ``text_prepare`` turns them into indices.
 """
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
@@ -51,8 +54,10 @@ def load_text_source(data: DictConfig) -> pd.DataFrame:
         elif path.suffix in (".jsonl", ".ndjson"):
             frame = read_jsonl(path)
         else:
-            raise ValueError(
-                f"data.source={data.source!r}: expected a .csv, .parquet or .jsonl file of texts"
+            raise SourceError(
+                f"data.source={data.source!r} is a {path.suffix or 'suffix-less'} file: a text "
+                "source is a .csv, .parquet or .jsonl (JSON lines) table with a `text` column "
+                "and a label column (data.target); convert it, or name it by what it holds."
             )
     target = data.target
     missing = [c for c in ("text", target) if c not in frame.columns]
@@ -62,4 +67,9 @@ def load_text_source(data: DictConfig) -> pd.DataFrame:
             f"{list(frame.columns)[:12]}): a text source needs a `text` column and a "
             f"`{target}` column (data.target)."
         )
-    return frame.rename(columns={target: "label"}) if target != "label" else frame
+    if target != "label":  # the source's own `label` column, if any, is not the target
+        frame = frame.drop(columns=["label"], errors="ignore").rename(columns={target: "label"})
+    if "id" not in frame.columns:  # a row's id: its place in the source
+        frame = frame.assign(id=np.arange(len(frame), dtype=np.int64))
+    # What prepare keeps of the source (data/raw/<name>.parquet): the columns it uses.
+    return frame[[c for c in ("id", "text", "label", "split") if c in frame.columns]]
