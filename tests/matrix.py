@@ -340,10 +340,13 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/evaluation/results.py",
         f"{pkg}/evaluation/slices.py",
         f"{pkg}/evaluation/suite.py",
+        f"{pkg}/evaluation/text_behaviour.py",
         f"{pkg}/evaluation/thresholds.py",
         "tests/test_evaluation.py",
         "tests/test_evaluation_entry.py",
     }
+    if answers["task"] == "text_classification":  # edits of raw text, the bag-of-words baseline
+        files.add("tests/test_text_evaluation.py")
     # delivery
     files |= {
         "configs/predict.yaml",

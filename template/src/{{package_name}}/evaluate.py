@@ -59,7 +59,8 @@ def evaluate(
     from .data.checks import read_processed
     from .data.datasets import load_split
     from .data.images import pixel_scaling
-    from .data.schemas import is_images, schemas_for
+    from .data.schemas import is_images, is_text, schemas_for
+    from .data.text import read_text_record
     from .errors import ConfigError
     from .evaluation import distributions, importance, report, slices, suite
     from .inference import (
@@ -85,46 +86,88 @@ def evaluate(
     def predict(inputs: np.ndarray) -> np.ndarray:
         return model_outputs(model, inputs, device, task)
 
-    images = is_images(trained.data)
+    images, text = is_images(trained.data), is_text(trained.data)
+    tokenizer_json = None
+    if text:
+        # Texts are tokenized with the checkpoint's tokenizer (the model's ids, whatever has been
+        # prepared since); the class names are prepare's (text.json) unless the config names them.
+        tokenizer_json = task.tokenizer_json
+        if not settings.get("class_names"):
+            settings["class_names"] = read_text_record(processed)["class_names"]
+
+    def predict_texts(texts) -> np.ndarray:
+        """Raw texts to outputs, tokenized again: an edited text gets its own ids and length."""
+        return text_outputs(model, device, task, texts)
+
+    loaded_splits: dict[str, Any] = {}
+
+    def load(split: str):
+        """The split's dataset, read (and for text tokenized) once."""
+        if split not in loaded_splits:
+            loaded_splits[split] = load_split(
+                trained.data, processed, split, task.targets, tokenizer_json=tokenizer_json
+            )
+        return loaded_splits[split]
 
     def targets(split: str):
         """The split's inputs and its targets as one value per row (class, or value); images
-        as ``(n, C, H, W)`` in [0, 1], read from their files (not augmented)."""
-        dataset = load_split(trained.data, processed, split, task.targets)
-        if images:
-            inputs = image_array(dataset)
+        as ``(n, C, H, W)`` in [0, 1], read from their files (not augmented); texts as padded
+        token ids ``(n, longest)``."""
+        dataset = load(split)
+        if images or text:
+            inputs = dataset.padded() if text else image_array(dataset)
             return inputs, dataset.targets.numpy().reshape(len(dataset))
         return dataset.tensors[0].numpy(), dataset.tensors[1].numpy().reshape(len(dataset))
 
     # Slices and behavioural tests speak in raw units: the scaling the model was trained with
-    # (images: their pixels', data.pixel_range).
+    # (images: their pixels', data.pixel_range); texts have none.
     if images:
         scaling = pixel_scaling(trained.data)
+    elif text:
+        scaling = None
     else:
         scaling = feature_scale(state, path, processed, schemas_for(trained.data.name)[2])
-    features = scaling["features"]
+    features = scaling["features"] if scaling else []
 
     def train_targets():
         """The training split's targets (its images are not read)."""
-        if images:
-            dataset = load_split(trained.data, processed, "train", task.targets)
+        if images or text:
+            dataset = load("train")
             return dataset.targets.numpy().reshape(len(dataset))
         return targets("train")[1]
 
     splits = {}
     for name in ("val", "test"):
-        x, y = targets(name)
-        frame = slices.in_raw_units(read_processed(processed / f"{name}.parquet"), scaling)
-        splits[name] = suite.Split(x=x, y=y, output=predict(x), frame=frame)
+        frame = read_processed(processed / f"{name}.parquet")
+        if text:
+            dataset = load(name)
+            # Lengths to slice by: characters of the text, tokens the model sees (cut at
+            # data.max_length), and the class by name (label slices say family=time, not 7).
+            names = [str(n) for n in settings["class_names"]]
+            frame = frame.assign(
+                characters=frame["text"].str.len(),
+                tokens=dataset.lengths,
+                class_name=[names[int(i)] for i in frame["label"]],
+            )
+            texts, y = dataset.texts, dataset.targets.numpy().reshape(len(dataset))
+            output = text_outputs(model, device, task, texts)
+            split = suite.Split(dataset.padded(), y, output, frame, texts=texts)
+        else:
+            x, y = targets(name)
+            frame = slices.in_raw_units(frame, scaling)
+            split = suite.Split(x=x, y=y, output=predict(x), frame=frame)
+        splits[name] = split
+    test_inputs = splits["test"].texts if text else splits["test"].x
     others = {}
     for other in settings.get("compare_with") or []:
         other_path = load_checkpoint(other)[1]
         name = f"{other_path.parent.parent.name}/{other_path.name}"
-        others[name] = test_outputs(other, splits["test"].x, cfg)
+        others[name] = test_outputs(other, test_inputs, cfg)
     seed_groups = {
-        group: [test_outputs(run, splits["test"].x, cfg) for run in runs]
+        group: [test_outputs(run, test_inputs, cfg) for run in runs]
         for group, runs in (settings.get("compare_seeds") or {}).items()
     }
+    train_texts = load("train").texts if text else None
 
     try:
         results = suite.run(
@@ -139,6 +182,8 @@ def evaluate(
             seed_groups=seed_groups,
             scaling=scaling,
             task=task,
+            predict_texts=predict_texts if text else None,
+            train_texts=train_texts,
         )
     except (KeyError, ValueError) as error:
         # A slice column, a feature or a setting the data or the suite does not know.
@@ -190,13 +235,39 @@ def image_array(dataset, batch_size: int = 256):
     return np.concatenate([p.numpy() for p in parts]).astype(np.float32, copy=False)
 
 
+def text_outputs(model, device, task, texts, batch_size: int = 256):
+    """The model's outputs on raw ``texts``, tokenized with ``task``'s tokenizer (the
+    checkpoint's): batches of similar lengths, each padded to its longest text only."""
+    import numpy as np
+
+    from .data.text import encode, pad
+    from .inference import model_outputs
+
+    ids = encode(task.tokenizer, list(texts), int(task.data.max_length))
+    order = np.argsort([len(row) for row in ids], kind="stable")
+    parts = [
+        model_outputs(model, pad([ids[i] for i in chunk]), device, task)
+        for chunk in np.array_split(order, max(1, -(-len(order) // batch_size)))
+        if len(chunk)
+    ]
+    if not parts:  # no texts: no outputs
+        return np.zeros((0, task.model_sizes()["out_features"]))
+    out = np.empty((len(ids), *parts[0].shape[1:]))
+    out[order] = np.concatenate(parts)
+    return out
+
+
 def test_outputs(ckpt_path: Any, inputs, cfg: DictConfig):
-    """Another checkpoint's outputs on ``inputs``, decoded by its own task."""
+    """Another checkpoint's outputs on ``inputs``, decoded by its own task; for text, inputs
+    are the raw texts, tokenized with that checkpoint's own tokenizer."""
     from .inference import checkpoint_task, load_checkpoint, model_outputs, restore_model
 
     state, path = load_checkpoint(ckpt_path)
     model, device = restore_model(state, path, cfg.trainer.accelerator)
-    return model_outputs(model, inputs, device, checkpoint_task(state, path))
+    task = checkpoint_task(state, path)
+    if task.text:
+        return text_outputs(model, device, task, inputs)
+    return model_outputs(model, inputs, device, task)
 
 
 if __name__ == "__main__":

@@ -369,6 +369,14 @@ class FeatureImportance:
 
 
 @section
+class BagOfWords:  # text only: the TF-IDF + logistic regression baseline (evaluation/metrics.py)
+    enabled: bool = True
+    ngrams: int = setting(2, positive_int)  # word 1- to n-grams
+    min_df: int = setting(2, positive_int)  # in at least this many training texts
+    c: float = setting(10.0, number(above=0))  # inverse regularisation strength
+
+
+@section
 class Evaluation:  # configs/evaluation/: some keys are for classification or regression only
     class_names: list[str] | None = MISSING
     n_bins: int = setting(MISSING, positive_int)
@@ -381,6 +389,7 @@ class Evaluation:  # configs/evaluation/: some keys are for classification or re
     invariances: list[Any] = MISSING
     directional: list[Any] = MISSING
     feature_importance: FeatureImportance = field(default_factory=FeatureImportance)
+    bag_of_words: BagOfWords = field(default_factory=BagOfWords)
     examples: int = setting(MISSING, integer(0))
     alpha: float = setting(MISSING, number(above=0, below=1))
     compare_with: list[str] = MISSING

@@ -110,6 +110,7 @@ class Example:
     true: int | float
     predicted: int | float
     confidence: float | None = None  # classifiers only
+    text: str | None = None  # text tasks: the text, on one line and cut
 
 
 @dataclass
@@ -217,3 +218,4 @@ class Results:
     seeds: Seeds | None = None
     classification: ClassificationSections | None = None
     images: bool = False  # the task's inputs are images (Task.images): the report draws some
+    text: bool = False  # the task's inputs are texts (Task.text): the report quotes some

@@ -26,6 +26,7 @@ from . import (
     importance,
     metrics,
     slices,
+    text_behaviour,
     thresholds,
 )
 from .results import (
@@ -49,12 +50,14 @@ from .results import (
 @dataclass
 class Split:
     """One split: model inputs, true targets, the model's outputs, and columns for slicing
-    (the features in raw units: ``slices.in_raw_units``)."""
+    (the features in raw units: ``slices.in_raw_units``); for text, the raw ``texts`` too (the
+    behavioural tests edit them, the report shows them)."""
 
     x: np.ndarray
     y: np.ndarray
     output: np.ndarray
     frame: pd.DataFrame = field(default_factory=pd.DataFrame)
+    texts: list[str] | None = None
 
     @property
     def ids(self) -> np.ndarray:
@@ -74,6 +77,8 @@ def run(
     scaling: Mapping[str, Any] | None = None,
     *,
     task: Task,
+    predict_texts: Callable[[Sequence[str]], np.ndarray] | None = None,
+    train_texts: Sequence[str] | None = None,
 ) -> Results:
     """Every result: ``metrics`` (flat, for metrics.json) and one field per section.
 
@@ -82,6 +87,10 @@ def run(
     configuration, the test outputs of its runs over several seeds (paired by position);
     ``scaling`` is the features' scaling (the checkpoint's ``feature_scale``), so that the
     behavioural tests say what they change in raw units.
+
+    Text tasks (``Task.text``): the behavioural tests edit ``test.texts`` and call
+    ``predict_texts`` (raw texts to outputs, tokenized with the checkpoint's tokenizer) instead
+    of ``predict``; with ``train_texts`` the comparisons include a bag-of-words baseline.
     """
     if task.kind not in SECTIONS:
         raise ValueError(
@@ -93,8 +102,19 @@ def run(
     def predict_rows(rows: np.ndarray) -> np.ndarray:
         return predict(rows.reshape(-1, *shape))
 
-    results = SECTIONS[task.kind](settings, val, test, y_train, seed, others or {})
+    baselines = {}
+    spec = settings.get("bag_of_words") or {}
+    if task.text and train_texts is not None and spec.get("enabled", True):
+        baselines["bag_of_words"] = metrics.bag_of_words_baseline(
+            list(train_texts),
+            y_train,
+            list(test.texts or []),
+            test.output.shape[1],
+            **{k: v for k, v in spec.items() if k != "enabled"},
+        )
+    results = SECTIONS[task.kind](settings, val, test, y_train, seed, others or {}, baselines)
     results.main_metric, results.images = task.main_metric, task.images
+    results.text = task.text
     results.slices = Slices.of(
         slices.evaluate_slices(
             test.frame,
@@ -106,7 +126,12 @@ def run(
             task=task,
         )
     )
-    results.behaviour = _behaviour(settings, test, predict_rows, feature_names, seed, scaling, task)
+    if task.text:
+        results.behaviour = _text_behaviour(settings, test, predict_texts, seed, task)
+    else:
+        results.behaviour = _behaviour(
+            settings, test, predict_rows, feature_names, seed, scaling, task
+        )
     # What the model predicts on each split (classes and confidence, or values).
     results.distributions = distributions.of_splits(
         {
@@ -117,7 +142,7 @@ def run(
     )
     # Tabular data: how much each feature matters, by shuffling it on the test split.
     spec = settings.get("feature_importance") or {}
-    if not task.images and spec.get("enabled", True):
+    if not (task.images or task.text) and spec.get("enabled", True):
         results.importance = Importance.of(
             importance.permutation(
                 predict,
@@ -139,7 +164,7 @@ def run(
 # ---- classification ------------------------------------------------------------------------
 
 
-def _classification(settings, val, test, y_train, seed, others) -> Results:
+def _classification(settings, val, test, y_train, seed, others, baselines=None) -> Results:
     num_classes = test.output.shape[1]
     val_probs, test_probs = softmax(val.output, axis=1), softmax(test.output, axis=1)
     n_bins = int(settings.get("n_bins", 15))
@@ -195,11 +220,12 @@ def _classification(settings, val, test, y_train, seed, others) -> Results:
     correct = test_probs.argmax(axis=1) == test.y
     alpha = float(settings.get("alpha", 0.05))
     rivals = dict(metrics.classification_baselines(y_train, len(test.y), num_classes, seed))
+    rivals.update(baselines or {})  # probabilities, as the two above (text: bag of words)
     rivals.update({name: softmax(out, axis=1) for name, out in others.items()})
     comparisons = []
     for name, probs in rivals.items():
         scores = metrics.classification_metrics(test.y, probs)
-        prefix = "baseline" if name in ("majority", "random") else "compare"
+        prefix = "baseline" if name in ("majority", "random", *(baselines or {})) else "compare"
         flat.update(_prefixed(f"{prefix}/{name}/test/", _pick(scores, "accuracy", "f1_macro")))
         other_correct = probs.argmax(axis=1) == test.y
         found = comparison.compare(
@@ -249,7 +275,7 @@ def _binary_threshold(spec, val, test, flat) -> Threshold:
 # ---- regression ----------------------------------------------------------------------------
 
 
-def _regression(settings, val, test, y_train, seed, others) -> Results:
+def _regression(settings, val, test, y_train, seed, others, baselines=None) -> Results:
     delta = float(settings.get("huber_delta", 1.0))
     flat: dict[str, float] = {}
     for split, data in {"val": val, "test": test}.items():
@@ -258,11 +284,12 @@ def _regression(settings, val, test, y_train, seed, others) -> Results:
     examples = _examples(test, error, None, int(settings.get("examples", 8)))
     alpha = float(settings.get("alpha", 0.05))
     rivals = dict(metrics.regression_baselines(y_train, len(test.y), seed))
+    rivals.update(baselines or {})
     rivals.update(others)
     comparisons = []
     for name, values in rivals.items():
         scores = metrics.regression_metrics(test.y, values, delta)
-        prefix = "baseline" if name in ("mean", "random") else "compare"
+        prefix = "baseline" if name in ("mean", "random", *(baselines or {})) else "compare"
         flat.update(_prefixed(f"{prefix}/{name}/test/", _pick(scores, "mae", "rmse", "r2")))
         other_error = np.abs(np.ravel(values) - np.ravel(test.y))
         # Scores where higher is better: the negative absolute error of each row.
@@ -334,8 +361,50 @@ def _behaviour(settings, test, predict_rows, names, seed, scaling, task: Task) -
     )
 
 
+def _text_behaviour(settings, test, predict_texts, seed, task: Task) -> Behaviour:
+    """The behavioural tests of a text task: edits of the raw texts (``text_behaviour.py``)."""
+    if predict_texts is None or test.texts is None:
+        raise ValueError("a text task's behavioural tests need the test texts and predict_texts")
+    texts, ids, max_examples = test.texts, test.ids, int(settings.get("examples", 8))
+    return Behaviour(
+        perturbations=[
+            Curve.of(
+                text_behaviour.perturbation_curve(
+                    predict_texts, texts, test.y, spec, seed, task=task
+                ),
+                task.main_metric,
+            )
+            for spec in settings.get("perturbations", [])
+        ],
+        invariances=[
+            BehaviourTest.of(
+                text_behaviour.invariance_test(
+                    predict_texts, texts, ids, spec, seed, max_examples, task=task
+                )
+            )
+            for spec in settings.get("invariances", [])
+        ],
+        directional=[
+            BehaviourTest.of(
+                text_behaviour.directional_test(
+                    predict_texts,
+                    texts,
+                    ids,
+                    spec,
+                    seed,
+                    max_examples,
+                    settings.get("class_names"),
+                    task=task,
+                )
+            )
+            for spec in settings.get("directional", [])
+        ],
+    )
+
+
 def _examples(test: Split, loss: np.ndarray, probs: np.ndarray | None, k: int) -> Examples:
-    """The ``k`` rows with the lowest and the highest loss (or absolute error)."""
+    """The ``k`` rows with the lowest and the highest loss (or absolute error); for text, with
+    the text (one line, cut: ``text_behaviour.snippet``)."""
     order = np.argsort(loss, kind="stable")
     ids = test.ids
 
@@ -348,6 +417,8 @@ def _examples(test: Split, loss: np.ndarray, probs: np.ndarray | None, k: int) -
             else:
                 row.true, row.predicted = int(test.y[i]), int(probs[i].argmax())
                 row.confidence = float(probs[i].max())
+            if test.texts is not None:
+                row.text = text_behaviour.snippet(test.texts[i])
             out.append(row)
         return out
 
