@@ -225,6 +225,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
             f"{pkg}/data/corpus/LICENSE-PSF.txt",
             "configs/model/transformer.yaml",
             "configs/model/transformer_small.yaml",
+            "tests/test_text_model.py",
         }
     files |= {
         "configs/trainer/default.yaml",
