@@ -267,8 +267,9 @@ def _record_text(
     cfg: DictConfig, model: nn.Module, task: Any, val_set: Any, logger: Logger, step: int,
     device: torch.device,
 ) -> None:  # fmt: skip
-    """The text records of ``tracking/records.py``, with the model's final (best) weights, on
-    the validation split. Random state is kept: measuring draws nothing, but a model might."""
+    """The text records of ``tracking/records.py`` on the validation split, with the weights the
+    run ends with: the best checkpoint's when the test split was measured with them, else the
+    last. The random state is kept: measuring draws nothing, but a model might."""
     from ..data.text import TEXT_FILE, read_text_record
     from ..tracking.records import record_text_model
 
