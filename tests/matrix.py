@@ -230,6 +230,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
             "configs/model/transformer.yaml",
             "configs/model/transformer_small.yaml",
             "tests/test_text_data.py",
+            "tests/test_text_model.py",
         }
     files |= {
         "configs/trainer/default.yaml",

@@ -36,6 +36,8 @@ class TextTransformer(nn.Module):
             raise ValueError(f"TextTransformer dropout must be in [0, 1), got {dropout}")
         self.pad_id = int(pad_id)
         self.max_length = int(max_length)
+        # The shape a run records (tracking/records.py): embedding size, layers, heads.
+        self.d_model, self.n_layers, self.n_heads = int(d_model), int(n_layers), int(n_heads)
         self.embed = nn.Embedding(vocab_size, d_model, padding_idx=self.pad_id)
         self.position = nn.Embedding(self.max_length, d_model)
         layer = nn.TransformerEncoderLayer(

@@ -4,12 +4,15 @@ its training curves. Tracker-agnostic: these call the ``Logger`` interface only.
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 from omegaconf import DictConfig
+from torch import nn
 
 from ..data.checks import read_processed
 from ..data.schemas import SPLITS
@@ -98,3 +101,119 @@ def record_outputs(
     best = checkpoints / "best.pt"
     if best.is_file() and getattr(logger, "log_model_enabled", True):
         logger.log_model(*served_model(best))
+
+
+# ---- text models: what the checklist asks an NLP run to record ---------------------------------
+
+
+def text_model_params(model: nn.Module, tokenizer: Any) -> dict[str, Any]:
+    """The tokenizer's type and vocabulary size, the embedding size, layers, heads and the
+    parameter count of a text model, as run parameters (``text.*``). ``tokenizer``: a
+    ``tokenizers.Tokenizer`` (the task's)."""
+    config = getattr(model, "config", None)  # a Hugging Face model (models/lora.py) has one
+    shape = {
+        "embedding_size": getattr(model, "d_model", getattr(config, "hidden_size", None)),
+        "layers": getattr(model, "n_layers", getattr(config, "num_hidden_layers", None)),
+        "heads": getattr(model, "n_heads", getattr(config, "num_attention_heads", None)),
+    }
+    return {
+        "text.tokenizer.type": type(tokenizer.model).__name__,  # WordPiece, BPE, ...
+        "text.tokenizer.vocab_size": tokenizer.get_vocab_size(),
+        **{f"text.{key}": value for key, value in shape.items() if value is not None},
+        "text.parameters": sum(p.numel() for p in model.parameters()),
+        "text.trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
+
+
+@torch.no_grad()
+def inference_times(
+    model: nn.Module, dataset: Any, batch_size: int, device: torch.device, alone: int = 32
+) -> dict[str, float]:
+    """Milliseconds of the model's forward pass on ``dataset`` (the validation split): per batch
+    of ``batch_size`` texts (the split in order, each batch padded to its longest text), per
+    text within those batches, and per text run alone (the median over its first ``alone``):
+    the latency of one request. One batch runs first, untimed (the first call allocates)."""
+    was_training = model.training
+    model.eval()
+    rows = list(range(len(dataset)))
+    batches = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+
+    def run(indices: list[int]) -> float:
+        inputs = dataset.__getitems__(indices)[0].to(device)
+        start = time.perf_counter()
+        model(inputs)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    run(batches[0])
+    total = sum(run(batch) for batch in batches)
+    single = sorted(run([index]) for index in rows[:alone])
+    model.train(was_training)
+    return {
+        "inference/ms_per_batch": 1000 * total / len(batches),
+        "inference/ms_per_sample": 1000 * total / len(rows),
+        "inference/ms_per_sample_alone": 1000 * single[len(single) // 2],
+        "inference/batch_size": float(batch_size),
+    }
+
+
+@torch.no_grad()
+def sample_predictions(
+    model: nn.Module,
+    dataset: Any,
+    class_names: list[str] | None,
+    count: int,
+    device: torch.device,
+    width: int = 300,
+) -> pd.DataFrame:
+    """The first ``count`` texts of ``dataset`` with their true and predicted classes and the
+    model's confidence (the predicted class's probability): what a person reads to see what
+    the model does. Texts longer than ``width`` characters are cut."""
+    was_training = model.training
+    model.eval()
+    count = min(count, len(dataset))
+    inputs, targets = dataset.__getitems__(list(range(count)))
+    probabilities = torch.softmax(model(inputs.to(device)).float(), dim=-1).cpu()
+    model.train(was_training)
+    confidence, predicted = probabilities.max(dim=-1)
+    names = list(class_names) if class_names else None
+
+    def name(index: int) -> str:
+        return names[index] if names and index < len(names) else str(index)
+
+    texts = [text if len(text) <= width else text[: width - 1] + "\u2026" for text in dataset.texts]
+    return pd.DataFrame(
+        {
+            "text": texts[:count],
+            "true": [name(int(t)) for t in targets],
+            "predicted": [name(int(p)) for p in predicted],
+            "confidence": [round(float(c), 4) for c in confidence],
+        }
+    )
+
+
+def record_text_model(
+    logger: Logger,
+    model: nn.Module,
+    dataset: Any,
+    tokenizer: Any,
+    *,
+    class_names: list[str] | None,
+    batch_size: int,
+    samples: int,
+    device: torch.device,
+    step: int,
+) -> dict[str, Any]:
+    """A text run's records (``text.*`` parameters, ``inference/*`` metrics, and the table
+    ``predictions/val_samples.json``), measured on the validation split at the end of
+    training; returns the parameters and times. Times vary from run to run: they are logged,
+    never written into metrics.json (a resumed run's metrics are bit-identical)."""
+    params = text_model_params(model, tokenizer)
+    times = inference_times(model, dataset, batch_size, device)
+    logger.log_params(params)
+    logger.log_metrics(times, step=step)
+    if samples > 0:
+        table = sample_predictions(model, dataset, class_names, samples, device)
+        logger.log_table(table, "predictions/val_samples.json")
+    return {**params, **times}

@@ -31,7 +31,7 @@ from ..data.streaming import (
 from ..tasks import Task
 from . import distributed, loading
 from .plan import Plan, plan
-from .sampling import EpochBatchSampler, ShardBatchSampler
+from .sampling import EpochBatchSampler, LengthBucketSampler, ShardBatchSampler
 
 
 @dataclass
@@ -70,8 +70,8 @@ def splits(cfg: DictConfig, task: Task, ctx: distributed.Context) -> Splits:
         if run.val_on_train
         else load_split(cfg.data, processed, "val", task.targets, lazy=True)
     )
-    sampler = (StreamSampler if isinstance(train_set, ParquetStream) else EpochBatchSampler)(
-        train_set.sizes if isinstance(train_set, ParquetStream) else len(train_set),
+    sampler = _sampler_class(train_set, cfg)(
+        _sampler_sizes(train_set, cfg),
         run.batch_size,
         seed=cfg.seed,
         shuffle=run.shuffle,
@@ -148,6 +148,25 @@ def _rows(dataset: Any, cfg: DictConfig, ctx: distributed.Context) -> int:
     size = settings.positive_int(cfg.data.batch_size, "data.batch_size")
     per_rank = batches_per_rank(dataset.sizes, size, ctx.world_size)
     return per_rank * size * ctx.world_size
+
+
+def _buckets(dataset: Any, cfg: DictConfig) -> bool:
+    """Batch by length: texts with ``data.bucket_by_length`` (a dataset that has ``lengths``)."""
+    return bool(cfg.data.get("bucket_by_length", False)) and hasattr(dataset, "lengths")
+
+
+def _sampler_class(dataset: Any, cfg: DictConfig) -> type:
+    if isinstance(dataset, ParquetStream):
+        return StreamSampler
+    return LengthBucketSampler if _buckets(dataset, cfg) else EpochBatchSampler
+
+
+def _sampler_sizes(dataset: Any, cfg: DictConfig) -> Any:
+    """What the sampler is built from: a stream's row-group sizes, the texts' lengths when
+    bucketing, else the number of rows."""
+    if isinstance(dataset, ParquetStream):
+        return dataset.sizes
+    return dataset.lengths if _buckets(dataset, cfg) else len(dataset)
 
 
 def _buffer(dataset: Any, cfg: DictConfig) -> dict[str, int]:

@@ -221,6 +221,8 @@ def fit(
             model.load_state_dict(checkpoint.load_file(best_path)["model"])
         test = load_shards(cfg, task, run, ctx, "test")
         metrics.update(evaluate(net, test, "test", task, precision, device))
+    if ctx.is_main and task.text:  # tokenizer, shape, inference times, sample predictions
+        _record_text(cfg, model, task, data.val_set, logger, state.global_step, device)
     if ctx.is_main:
         logger.log_metrics(metrics, step=state.global_step)
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -259,6 +261,34 @@ def _model(cfg: DictConfig, run: Plan, ctx: distributed.Context) -> tuple[nn.Mod
     return model, nn.parallel.DistributedDataParallel(
         model, device_ids=ids, find_unused_parameters=unused
     )
+
+
+def _record_text(
+    cfg: DictConfig, model: nn.Module, task: Any, val_set: Any, logger: Logger, step: int,
+    device: torch.device,
+) -> None:  # fmt: skip
+    """The text records of ``tracking/records.py`` on the validation split, with the weights the
+    run ends with: the best checkpoint's when the test split was measured with them, else the
+    last. The random state is kept: measuring draws nothing, but a model might."""
+    from ..data.text import TEXT_FILE, read_text_record
+    from ..tracking.records import record_text_model
+
+    processed = Path(cfg.paths.processed_dir)
+    names = cfg.data.get("class_names")
+    if not names and (processed / TEXT_FILE).is_file():
+        names = read_text_record(processed).get("class_names")
+    with torch.random.fork_rng(devices=[]):
+        recorded = record_text_model(
+            logger, model, val_set, task.tokenizer, class_names=names,
+            batch_size=int(cfg.data.batch_size),
+            samples=int((cfg.trainer.get("health") or {}).get("sample_predictions") or 0),
+            device=device, step=step,
+        )  # fmt: skip
+    log.info(
+        "text model: %s parameters; inference %.2f ms per batch of %d, %.2f ms per text alone",
+        f"{recorded['text.parameters']:,}", recorded["inference/ms_per_batch"],
+        int(cfg.data.batch_size), recorded["inference/ms_per_sample_alone"],
+    )  # fmt: skip
 
 
 def _seed_everything(seed: int, deterministic: bool = False) -> None:

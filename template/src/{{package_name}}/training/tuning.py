@@ -135,7 +135,8 @@ def suggest(trial: optuna.Trial, space: Mapping[str, Mapping[str, Any]]) -> dict
                 key,
                 cast(dist["low"]),
                 cast(dist["high"]),
-                step=dist.get("step"),
+                # suggest_int takes no step=None: an int without a step counts by 1.
+                step=dist.get("step", None if kind == "float" else 1),
                 log=bool(dist.get("log", False)),
             )
     return values
