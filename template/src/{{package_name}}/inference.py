@@ -31,7 +31,7 @@ from .data.checks import DataValidationError, read_stats
 from .data.images import preprocess_for
 from .data.schemas import schemas_for
 from .errors import CheckpointError, ConfigError
-from .models.predictor import ImagePredictor, Predictor
+from .models.predictor import ImagePredictor, Predictor, TextPredictor
 
 # ---- checkpoints --------------------------------------------------------------------------------
 
@@ -293,6 +293,9 @@ def predictor(state: dict[str, Any], path: Path, cfg: DictConfig, accelerator: s
         model, device = restore_model(state, path, accelerator)
         preprocess = preprocess_for(trained.data)  # the checkpoint's, not the project's config
         wrapped = ImagePredictor(model, preprocess, checkpoint_task(state, path).decode)
+    elif trained.data.get("tokenizer"):
+        model, device = restore_model(state, path, accelerator)
+        wrapped = TextPredictor(model, checkpoint_task(state, path).decode)
     else:
         features = schemas_for(trained.data.name)[2]
         stats = feature_scale(state, path, cfg.paths.processed_dir, features)
