@@ -68,14 +68,14 @@ def export_model(cfg: DictConfig) -> Path:
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     if data.get("tokenizer"):
-        metadata |= _text_metadata(state, path, data, output)
+        metadata |= _text_metadata(state, path, cfg, data, output)
     partial = output.with_name(f".{output.stem}.partial.pt2")  # torch wants the .pt2 suffix
     torch.export.save(program, partial, extra_files={EXPORT_METADATA: json.dumps(metadata)})
     partial.replace(output)
     return output
 
 
-def _text_metadata(state, path, data, output: Path) -> dict[str, Any]:
+def _text_metadata(state, path, cfg, data, output: Path) -> dict[str, Any]:
     """Writes the checkpoint's tokenizer.json beside ``output`` and says how to tokenize."""
     from .data.text import PAD_ID, TOKENIZER_FILE, tokenizer_md5
     from .text_batch import class_names
@@ -90,7 +90,9 @@ def _text_metadata(state, path, data, output: Path) -> dict[str, Any]:
             "max_length": int(data.max_length),
             "pad_id": PAD_ID,
         },
-        "class_names": class_names(data, task.num_classes),
+        "class_names": class_names(
+            data, task.num_classes, cfg.paths.processed_dir, task.tokenizer_json
+        ),
     }
 
 

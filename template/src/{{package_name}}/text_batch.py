@@ -49,7 +49,7 @@ def predict_texts(cfg: DictConfig) -> pd.DataFrame:
             answers.append(model(ids.to(device)).float().cpu())
     out = torch.cat(answers).double().numpy()
     columns = task.columns(out)
-    names = class_names(data, out.shape[1])
+    names = class_names(data, out.shape[1], cfg.paths.processed_dir, task.tokenizer_json)
     result = pd.DataFrame(
         {
             **({"id": frame["id"].to_numpy()} if "id" in frame.columns else {}),
@@ -61,10 +61,23 @@ def predict_texts(cfg: DictConfig) -> pd.DataFrame:
     return result
 
 
-def class_names(data: DictConfig, count: int) -> list[str]:
-    """The checkpoint's ``data.class_names``, or the class indices as text."""
+def class_names(data: DictConfig, count: int, processed_dir=None, tokenizer_json=None) -> list[str]:
+    """The checkpoint's ``data.class_names``; else those ``prepare`` wrote to ``text.json`` in
+    ``processed_dir`` when that is the preparation the checkpoint was trained on (the same
+    tokenizer md5); else the class indices as text."""
+    from .data.text import read_text_record, tokenizer_md5
+
     names = data.get("class_names")
-    return [str(n) for n in names] if names else [str(i) for i in range(count)]
+    if not names and processed_dir is not None and tokenizer_json is not None:
+        try:
+            record = read_text_record(processed_dir)
+        except (OSError, ValueError):
+            record = {}
+        same = record.get("tokenizer", {}).get("md5") == tokenizer_md5(tokenizer_json)
+        names = record.get("class_names") if same else None
+    if not names or len(names) != count:
+        return [str(i) for i in range(count)]
+    return [str(n) for n in names]
 
 
 def read_texts(path: Path) -> pd.DataFrame:
