@@ -319,6 +319,17 @@ def served_model(ckpt: Path, cfg: DictConfig) -> tuple[Any, Any]:
 
     state, path = load_checkpoint(ckpt)
     model, _ = predictor(state, path, cfg, "cpu")
+    if isinstance(model, TextPredictor):
+        # Two test texts as int64 token ids (n, L) of the checkpoint's tokenizer, padded with 0.
+        task = checkpoint_task(state, path)
+        split = load_split(
+            cfg.data,
+            cfg.paths.processed_dir,
+            "test",
+            torch.from_numpy,
+            tokenizer_json=task.tokenizer_json,
+        )
+        return model, task.encode_texts(list(split.texts[:2]))
     test = load_split(cfg.data, cfg.paths.processed_dir, "test", torch.from_numpy, lazy=True)
     if isinstance(model, ImagePredictor):
         # Whatever dataset holds the split, its rows are preprocessed images in [0, 1]: back in
