@@ -355,6 +355,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/inference.py",
         f"{pkg}/batch.py",
         f"{pkg}/image_batch.py",
+        f"{pkg}/text_batch.py",
         f"{pkg}/predict.py",
         f"{pkg}/export.py",
         f"{pkg}/exporting.py",
@@ -364,6 +365,8 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
     }
     if answers["task"] == "image_classification":
         files |= {"tests/test_predict_files.py"}  # predict on image files, export on pixels
+    if answers["task"] == "text_classification":
+        files |= {"tests/test_predict_text.py"}  # predict on raw texts, export with the tokenizer
     if answers["use_docker"]:
         files |= {"Dockerfile", ".dockerignore"}
     if answers["ci"] == "github":

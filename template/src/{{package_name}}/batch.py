@@ -36,6 +36,10 @@ def predict(cfg: DictConfig) -> pd.DataFrame | int:
         from .image_batch import predict_files
 
         return predict_files(cfg)
+    if cfg.data.get("tokenizer"):
+        from .text_batch import predict_texts
+
+        return predict_texts(cfg)
     for key in ("input", "output"):
         if cfg.get(key) is None:
             raise ConfigError(f"{key}=... is required: predict reads input= and writes output=.")

@@ -5,7 +5,9 @@ Saves the checkpoint's model, wrapped with the input scaling it was trained with
 output transform (``models/predictor.py``), as a ``torch.export`` program with a dynamic
 batch dimension: float32 raw rows ``(n, features)`` in (for images: float32 raw pixels
 ``(n, C, H, W)`` of ``data.image_shape`` in ``data.pixel_range`` units, the training
-``Preprocess`` inside); probabilities ``(n, classes)`` or values in the target's units ``(n,)``
+``Preprocess`` inside; for texts: int64 token ids ``(n, L)``, ``L`` dynamic up to
+``data.max_length``, with the checkpoint's tokenizer written beside as ``<name>.tokenizer.json``);
+probabilities ``(n, classes)`` or values in the target's units ``(n,)``
 out. Load it with ``torch.export.load(path).module()``; the file's
 ``predictor.json`` describes the input and output (``exporting.load_exported`` reads both).
 

@@ -46,13 +46,20 @@ def export_model(cfg: DictConfig) -> Path:
         low, high = pixel_range(data)
         spec = {"pixels": "raw", "pixel_range": [low, high], "layout": "NCHW"}
         spec |= {"dtype": "float32", "shape": ["n", *shape]}
+    elif data.get("tokenizer"):
+        # Token ids of the checkpoint's tokenizer, padded with 0: n and L both dynamic.
+        example = torch.ones(2, 8, dtype=torch.int64)
+        spec = {"dtype": "int64", "shape": ["n", "L"], "tokens": "ids"}
     else:
         features = schemas_for(data.name)[2]
         example = torch.zeros(2, len(features), dtype=torch.float32)
         spec = {"dtype": "float32", "shape": ["n", len(features)], "columns": features}
     batch = torch.export.Dim("batch", min=1)
+    dims = {0: batch}
+    if data.get("tokenizer"):
+        dims[1] = torch.export.Dim("length", min=1, max=int(data.max_length))
     with torch.no_grad():
-        program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+        program = torch.export.export(model, (example,), dynamic_shapes=(dims,))
     metadata = {
         "checkpoint": str(path),
         "data": {"name": data.name, "task": data.task, "target": data.target},
@@ -60,10 +67,33 @@ def export_model(cfg: DictConfig) -> Path:
         "output": checkpoint_task(state, path).answers_spec(),
     }
     output.parent.mkdir(parents=True, exist_ok=True)
+    if data.get("tokenizer"):
+        metadata |= _text_metadata(state, path, cfg, data, output)
     partial = output.with_name(f".{output.stem}.partial.pt2")  # torch wants the .pt2 suffix
     torch.export.save(program, partial, extra_files={EXPORT_METADATA: json.dumps(metadata)})
     partial.replace(output)
     return output
+
+
+def _text_metadata(state, path, cfg, data, output: Path) -> dict[str, Any]:
+    """Writes the checkpoint's tokenizer.json beside ``output`` and says how to tokenize."""
+    from .data.text import PAD_ID, TOKENIZER_FILE, tokenizer_md5
+    from .text_batch import class_names
+
+    task = checkpoint_task(state, path)
+    tokenizer_file = output.with_name(f"{output.stem}.{TOKENIZER_FILE}")
+    tokenizer_file.write_text(task.tokenizer_json, encoding="utf-8")
+    return {
+        "tokenizer": {
+            "file": tokenizer_file.name,
+            "md5": tokenizer_md5(task.tokenizer_json),
+            "max_length": int(data.max_length),
+            "pad_id": PAD_ID,
+        },
+        "class_names": class_names(
+            data, task.num_classes, cfg.paths.processed_dir, task.tokenizer_json
+        ),
+    }
 
 
 def load_exported(path: str | Path) -> tuple[Any, dict[str, Any]]:

@@ -31,7 +31,7 @@ from .data.checks import DataValidationError, read_stats
 from .data.images import preprocess_for
 from .data.schemas import schemas_for
 from .errors import CheckpointError, ConfigError
-from .models.predictor import ImagePredictor, Predictor
+from .models.predictor import ImagePredictor, Predictor, TextPredictor
 
 # ---- checkpoints --------------------------------------------------------------------------------
 
@@ -296,6 +296,9 @@ def predictor(state: dict[str, Any], path: Path, cfg: DictConfig, accelerator: s
         model, device = restore_model(state, path, accelerator)
         preprocess = preprocess_for(trained.data)  # the checkpoint's, not the project's config
         wrapped = ImagePredictor(model, preprocess, checkpoint_task(state, path).decode)
+    elif trained.data.get("tokenizer"):
+        model, device = restore_model(state, path, accelerator)
+        wrapped = TextPredictor(model, checkpoint_task(state, path).decode)
     else:
         features = schemas_for(trained.data.name)[2]
         stats = feature_scale(state, path, cfg.paths.processed_dir, features)
@@ -319,6 +322,17 @@ def served_model(ckpt: Path, cfg: DictConfig) -> tuple[Any, Any]:
 
     state, path = load_checkpoint(ckpt)
     model, _ = predictor(state, path, cfg, "cpu")
+    if isinstance(model, TextPredictor):
+        # Two test texts as int64 token ids (n, L) of the checkpoint's tokenizer, padded with 0.
+        task = checkpoint_task(state, path)
+        split = load_split(
+            cfg.data,
+            cfg.paths.processed_dir,
+            "test",
+            torch.from_numpy,
+            tokenizer_json=task.tokenizer_json,
+        )
+        return model, task.encode_texts(list(split.texts[:2]))
     test = load_split(cfg.data, cfg.paths.processed_dir, "test", torch.from_numpy, lazy=True)
     if isinstance(model, ImagePredictor):
         # Whatever dataset holds the split, its rows are preprocessed images in [0, 1]: back in

@@ -12,6 +12,10 @@ one image file or a ``.txt`` list of paths; each file is decoded and preprocesse
 gets one row per file: ``path``, then the same columns. A file that cannot be used stops the
 run before anything is written, naming every such file. See ``image_batch.py``.
 
+Texts: ``input=`` is a CSV, Parquet or JSON-lines file with a ``text`` column (``id`` kept),
+tokenized with the checkpoint's own tokenizer; ``output`` gets one row per text: ``id``, the
+task's columns and ``class_name``. See ``text_batch.py``.
+
 Exit codes: 0 success; 2 bad config (a checkpoint of another dataset or task included);
 3 missing or unusable checkpoint; 5 missing or invalid input or data.
 """

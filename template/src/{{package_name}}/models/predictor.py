@@ -64,3 +64,17 @@ class ImagePredictor(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.answers(self.preprocess(pixels))
+
+
+class TextPredictor(nn.Module):
+    """``forward(ids)``: token ids ``(n, L)`` int64 (the checkpoint's tokenizer, padded with 0)
+    -> ``decode``'s answers. Tokenizing stays outside: ``predict`` and an exported program's
+    user tokenize with the tokenizer the checkpoint carries."""
+
+    def __init__(self, model: nn.Module, decode: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.model = model
+        self.decode = decode
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.model(ids))
