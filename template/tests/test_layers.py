@@ -39,7 +39,11 @@ LAYERS: list[tuple[str, list[tuple[str, ...]]]] = [
     # evaluate and export): three things done with a model, none built on another.
     (
         "training | evaluation | inference",
-        [("training",), ("evaluation",), ("inference", "batch", "image_batch", "exporting")],
+        [
+            ("training",),
+            ("evaluation",),
+            ("inference", "batch", "image_batch", "text_batch", "exporting"),
+        ],
     ),
     ("tracking", [("tracking",)]),
     ("tasks", [("tasks",)]),

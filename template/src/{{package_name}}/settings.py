@@ -302,7 +302,7 @@ class Data:  # task-dependent: configs/data/ gives every value; prepare checks s
     max_length: int | None = setting(MISSING, integer(1, nullable=True))  # tokens per text
     text_length: list[int] | None = setting(MISSING, text_length)  # characters validate accepts
     # Texts: batch texts of similar length together (training/sampling.py LengthBucketSampler).
-    bucket_by_length: bool = setting(False, boolean)
+    bucket_by_length: bool = setting(MISSING, boolean)
     # Tables larger than memory (data/streaming.py, data/large.py); optional, these defaults.
     stream: str | bool = setting(
         "auto", rule("auto, true or false", lambda v: v in ("auto", True, False))
