@@ -8,6 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from .conftest import run
@@ -230,24 +231,35 @@ def test_own_data_pages_texts_run_with_their_config_alone(render, tmp_path):
         for line in block.splitlines()
         if "data=tickets" in line
     ]
-    pipeline = ("data.prepare", "data.validate", "train", "evaluate")
+    pipeline = ("data.prepare", "data.validate", "train", "evaluate", "predict")
     assert [c[2] for c in commands] == [f"<package>.{c}" for c in pipeline]
     env = {"PYTHONPATH": str(project / "src")}
+    run_dir = tmp_path / "run"
     # Shortened (the small model, two epochs) and kept out of the tracking store.
     extra = {
         "train": [
             "logger=none",
             "model=transformer_small",
             "trainer.max_epochs=2",
-            f"paths.output_dir={tmp_path / 'run'}",
-        ]
+            f"paths.output_dir={run_dir}",
+        ],
+        "evaluate": ["logger=none", f"ckpt_path={run_dir}/checkpoints/best.pt"],
+        "predict": [f"ckpt_path={run_dir}/checkpoints/best.pt"],
     }
-    # prepare, validate and train: evaluate joins once the text task's evaluation is merged.
-    for command, name in list(zip(commands, pipeline, strict=True))[:3]:
+    # New texts to predict: the page's input file.
+    [predict_input] = [a[6:] for c in commands for a in c if a.startswith("input=")]
+    new_texts = ["the printer on floor two is jammed again", "please reset my password", "hello"]
+    pd.DataFrame({"text": new_texts}).to_csv(project / predict_input, index=False)
+    for command, name in zip(commands, pipeline, strict=True):
         args = [a for a in command[3:] if not a.startswith("ckpt_path=")]
         run(
             [sys.executable, "-m", f"{pkg}.{name}", *args, *extra.get(name, [])], cwd=project, **env
         )
+    [output] = [a[7:] for c in commands for a in c if a.startswith("output=")]
+    predictions = pd.read_csv(project / output)
+    assert len(predictions) == len(new_texts)
+    assert set(predictions["class_name"]) <= set(TICKET_WORDS)
+    assert (project / "reports" / "evaluation.md").is_file()
     processed = project / "data" / "processed"
     record = json.loads((processed / "text.json").read_text(encoding="utf-8"))
     assert record["class_names"] == sorted(TICKET_WORDS)
