@@ -55,6 +55,12 @@ def setup(accelerator: str = "auto") -> Context:
 
 
 def cleanup() -> None:
+    """Destroy every group while the interpreter is whole, and keep no reference to one: a gloo
+    group still alive at interpreter exit can abort the process ("terminate called without an
+    active exception") after the work is done. No barrier: this also runs after an error, when
+    the other ranks may never arrive."""
+    global _FLAG_GROUP
+    _FLAG_GROUP = None
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
