@@ -230,6 +230,19 @@ class Health:
 
 
 @section
+class Fsdp:  # trainer.strategy=fsdp (training/fsdp.py)
+    reshard_after_forward: bool = True
+    activation_checkpointing: bool = False
+
+
+@section
+class Ema:  # an exponential moving average of the weights (training/ema.py)
+    enabled: bool = False
+    decay: float = setting(0.999, number(above=0, below=1))
+    warmup: bool = True
+
+
+@section
 class Trainer:
     accelerator: str = setting("auto", one_of(*ACCELERATORS))
     precision: str = setting("32", one_of(*PRECISIONS))
@@ -252,12 +265,23 @@ class Trainer:
     channels_last: bool = False
     enable_progress_bar: bool = True
     health: Health = field(default_factory=Health)
+    strategy: str = setting("ddp", one_of("ddp", "fsdp"))
+    fsdp: Fsdp = field(default_factory=Fsdp)
+    ema: Ema = field(default_factory=Ema)
 
 
 @section
 class Checkpoint:
     every_n_steps: int | None = setting(None, integer(1, nullable=True))
     keep_last: int = setting(2, integer(1))
+    async_save: bool = False
+
+
+@section
+class Distillation:  # knowledge distillation (training/distillation.py): off without a teacher
+    teacher_ckpt: str | None = None
+    temperature: float = setting(4.0, number(above=0))
+    weight: float = setting(0.5, number(minimum=0, maximum=1))  # the distillation term's share
 
 
 @section
@@ -343,6 +367,7 @@ class Train:
     trainer: Trainer = field(default_factory=Trainer)
     logger: Any = field(default=None, metadata={"open": None})
     checkpoint: Checkpoint = field(default_factory=Checkpoint)
+    distillation: Distillation = field(default_factory=Distillation)
 
 
 @section
@@ -379,6 +404,13 @@ class BagOfWords:  # text only: the TF-IDF + logistic regression baseline (evalu
 
 
 @section
+class Quantization:  # post-training quantization (evaluation/quantization.py)
+    enabled: bool = True
+    method: str = setting("dynamic_int8", one_of("dynamic_int8", "weight_only_int8"))
+    max_metric_drop: float = setting(0.01, number(minimum=0))  # the stated tolerance
+
+
+@section
 class Evaluation:  # configs/evaluation/: some keys are for classification or regression only
     class_names: list[str] | None = MISSING
     n_bins: int = setting(MISSING, positive_int)
@@ -392,6 +424,7 @@ class Evaluation:  # configs/evaluation/: some keys are for classification or re
     directional: list[Any] = MISSING
     feature_importance: FeatureImportance = field(default_factory=FeatureImportance)
     bag_of_words: BagOfWords = field(default_factory=BagOfWords)
+    quantization: Quantization = field(default_factory=Quantization)
     examples: int = setting(MISSING, integer(0))
     alpha: float = setting(MISSING, number(above=0, below=1))
     compare_with: list[str] = MISSING
