@@ -26,7 +26,14 @@ from omegaconf import DictConfig
 from ..errors import ConfigError
 from .checks import DataValidationError, Failure, format_failures, schema_failures
 from .schemas import SPLITS, TEXT_COLUMNS, TextSplit, text_failures
-from .text import PAD_ID, TEXT_FILE, TOKENIZER_FILE, tokenizer_md5, train_tokenizer
+from .text import (
+    PAD_ID,
+    TEXT_FILE,
+    TOKENIZER_FILE,
+    tokenizer_from_json,
+    tokenizer_md5,
+    train_tokenizer,
+)
 from .text_sources import load_text_source
 
 
@@ -109,8 +116,9 @@ def source_rows(frame: pd.DataFrame, data: DictConfig) -> tuple[pd.DataFrame, li
     return rows.astype({"id": np.int64, "label": np.int64}), class_names
 
 
-def tokenizer_for(train_texts: list[str], data: DictConfig) -> str:
-    """The tokenizer's JSON text: trained on the training texts, or a pretrained one's."""
+def tokenizer_for(train_texts: list[str], data: DictConfig) -> tuple[str, int]:
+    """The tokenizer's JSON text and its vocabulary size: trained on the training texts, or a
+    pretrained one's."""
     settings = data.tokenizer
     if settings.get("pretrained"):
         path = Path(settings.pretrained)
@@ -129,8 +137,6 @@ def tokenizer_for(train_texts: list[str], data: DictConfig) -> str:
             lowercase=bool(settings.get("lowercase", True)),
         )
         content = tokenizer.to_str()
-    from .text import tokenizer_from_json
-
     tokenizer = tokenizer_from_json(content)
     size, limit = tokenizer.get_vocab_size(), int(settings.vocab_size)
     if size > limit:
@@ -144,7 +150,7 @@ def tokenizer_for(train_texts: list[str], data: DictConfig) -> str:
             f"the tokenizer's [PAD] token is id {pad}, not {PAD_ID}: the models mask id "
             f"{PAD_ID} out. Use a tokenizer whose padding token is id 0."
         )
-    return content
+    return content, size
 
 
 def prepare_text(
@@ -177,14 +183,12 @@ def prepare_text(
             )
     else:
         splits = split(rows[TEXT_COLUMNS], data)
-    content = tokenizer_for(splits["train"]["text"].tolist(), data)
-    from .text import tokenizer_from_json
-
+    content, vocab_size = tokenizer_for(splits["train"]["text"].tolist(), data)
     record = {
         "class_names": class_names,
         "tokenizer": {
             "kind": "pretrained" if data.tokenizer.get("pretrained") else data.tokenizer.kind,
-            "vocab_size": tokenizer_from_json(content).get_vocab_size(),
+            "vocab_size": vocab_size,
             "md5": tokenizer_md5(content),
         },
     }
