@@ -24,6 +24,18 @@ from .inference import checkpoint_task, load_checkpoint, predictor, trained_conf
 TABLE_SUFFIXES = (".parquet", ".csv")
 
 
+def output_and_batch_size(cfg: DictConfig) -> tuple[Path, int]:
+    """What every kind of predict checks first, before reading a checkpoint: ``input=`` and
+    ``output=`` given, the output a table file, a positive ``batch_size``."""
+    for key in ("input", "output"):
+        if cfg.get(key) is None:
+            raise ConfigError(f"{key}=... is required: predict reads input= and writes output=.")
+    output = Path(str(cfg.output))
+    if output.suffix not in TABLE_SUFFIXES:
+        raise ConfigError(f"output={output}: expected a file ending in .parquet or .csv.")
+    return output, settings.positive_int(cfg.batch_size, "batch_size")
+
+
 def predict(cfg: DictConfig) -> pd.DataFrame | int:
     """``python -m <package>.predict``: predictions for ``cfg.input``, written to ``cfg.output``.
 
@@ -40,13 +52,7 @@ def predict(cfg: DictConfig) -> pd.DataFrame | int:
         from .text_batch import predict_texts
 
         return predict_texts(cfg)
-    for key in ("input", "output"):
-        if cfg.get(key) is None:
-            raise ConfigError(f"{key}=... is required: predict reads input= and writes output=.")
-    output = Path(str(cfg.output))
-    if output.suffix not in TABLE_SUFFIXES:
-        raise ConfigError(f"output={output}: expected a file ending in .parquet or .csv.")
-    batch_size = settings.positive_int(cfg.batch_size, "batch_size")
+    output, batch_size = output_and_batch_size(cfg)
     state, path = load_checkpoint(cfg.ckpt_path)
     trained = trained_config(state, path, cfg)
     ids, rows = input_rows(read_input(Path(str(cfg.input)), trained.data), trained.data)

@@ -23,13 +23,11 @@ import pyarrow.parquet as pq
 import torch
 from omegaconf import DictConfig
 
-from . import settings
+from .batch import TABLE_SUFFIXES, output_and_batch_size
 from .data.checks import DataValidationError
 from .data.images import IMAGE_SUFFIXES, ImageDecodeError, decode
-from .errors import ConfigError
 from .inference import checkpoint_task, load_checkpoint, predictor, trained_config
 
-TABLE_SUFFIXES = (".parquet", ".csv")
 #: How many bad files the error names (it says how many there are in all).
 NAMED_BAD_FILES = 10
 
@@ -37,13 +35,7 @@ NAMED_BAD_FILES = 10
 def predict_files(cfg: DictConfig) -> int:
     """``python -m <package>.predict`` for images: predictions for the files ``cfg.input``
     names, written to ``cfg.output``; returns how many files were predicted."""
-    for key in ("input", "output"):
-        if cfg.get(key) is None:
-            raise ConfigError(f"{key}=... is required: predict reads input= and writes output=.")
-    output = Path(str(cfg.output))
-    if output.suffix not in TABLE_SUFFIXES:
-        raise ConfigError(f"output={output}: expected a file ending in .parquet or .csv.")
-    batch_size = settings.positive_int(cfg.batch_size, "batch_size")
+    output, batch_size = output_and_batch_size(cfg)
     state, path = load_checkpoint(cfg.ckpt_path)
     data = trained_config(state, path, cfg).data
     files = image_paths(str(cfg.input))

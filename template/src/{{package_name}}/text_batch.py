@@ -16,8 +16,7 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from . import settings
-from .batch import TABLE_SUFFIXES, _unreadable, write_table
+from .batch import _unreadable, output_and_batch_size, write_table
 from .data.checks import DataValidationError
 from .errors import ConfigError
 from .inference import checkpoint_task, load_checkpoint, predictor, trained_config
@@ -29,13 +28,7 @@ NAMED_BAD_ROWS = 10
 
 def predict_texts(cfg: DictConfig) -> pd.DataFrame:
     """``python -m <package>.predict`` for texts: the predictions, also written to ``output``."""
-    for key in ("input", "output"):
-        if cfg.get(key) is None:
-            raise ConfigError(f"{key}=... is required: predict reads input= and writes output=.")
-    output = Path(str(cfg.output))
-    if output.suffix not in TABLE_SUFFIXES:
-        raise ConfigError(f"output={output}: expected a file ending in .parquet or .csv.")
-    batch_size = settings.positive_int(cfg.batch_size, "batch_size")
+    output, batch_size = output_and_batch_size(cfg)
     state, path = load_checkpoint(cfg.ckpt_path)
     data = trained_config(state, path, cfg).data
     frame = read_texts(Path(str(cfg.input)))
