@@ -7,6 +7,7 @@ once; the entry points decide what to do with them.
 import io
 import json
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -343,6 +344,33 @@ class Validation:
     warnings: list[Failure] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
     images: str | None = None  # image data: the digest of its files (record.image_files_digest)
+
+
+def read_processed_files(
+    processed_dir: Path,
+    extras: Iterable[str],
+    check: Callable[[pd.DataFrame, str], list[Failure]],
+) -> tuple[Validation, dict[str, bytes], dict[str, pd.DataFrame]]:
+    """The splits and the ``extras`` files of ``processed_dir``, each read once: their md5s in the
+    result (what the record holds: exactly what was checked), each readable split checked by
+    ``check(frame, split)``. Returns the result so far, the files' bytes and the splits."""
+    from .schemas import SPLITS
+    from .version import bytes_md5
+
+    result, contents, splits = Validation(), {}, {}
+    for name in dict.fromkeys((*(f"{s}.parquet" for s in SPLITS), *extras)):
+        path = processed_dir / name
+        if path.is_file():
+            contents[name] = path.read_bytes()
+            result.files[name] = bytes_md5(contents[name])
+    for name in SPLITS:
+        file = f"{name}.parquet"
+        frame, unreadable = read_split(processed_dir / file, contents.get(file))
+        result.failures += unreadable
+        if frame is not None:
+            result.failures += check(frame, name)
+            splits[name] = frame
+    return result, contents, splits
 
 
 def read_split(

@@ -26,14 +26,13 @@ from .checks import (
     drift_failures,
     duplicated_content,
     overlapping_ids,
-    read_split,
+    read_processed_files,
     schema_failures,
 )
 from .record import DEFAULT_MAX_DUPLICATE_SHARE
-from .schemas import SPLITS, TEXT_COLUMNS, TextSplit, text_failures
+from .schemas import TEXT_COLUMNS, TextSplit, text_failures
 from .text import TEXT_FILE, TOKENIZER_FILE, tokenizer_from_json, tokenizer_md5
 from .text_prepare import normalised
-from .version import bytes_md5
 
 
 def content_frames(splits: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -92,24 +91,17 @@ def length_frame(frame: pd.DataFrame) -> pd.DataFrame:
 def inspect_text(cfg: DictConfig) -> Validation:
     data = cfg.data
     processed_dir = Path(cfg.paths.processed_dir)
-    result = Validation()
-    contents = {}
-    for name in (*(f"{s}.parquet" for s in SPLITS), TEXT_FILE, TOKENIZER_FILE):
-        path = processed_dir / name
-        if path.is_file():
-            contents[name] = path.read_bytes()
-            result.files[name] = bytes_md5(contents[name])
-        elif not name.endswith(".parquet"):
-            result.failures.append(Failure(name, "<file>", "exists", [str(path)]))
-    splits = {}
-    for name in SPLITS:
-        file = f"{name}.parquet"
-        frame, unreadable = read_split(processed_dir / file, contents.get(file))
-        result.failures += unreadable
-        if frame is not None:
-            result.failures += schema_failures(TextSplit, frame, name, TEXT_COLUMNS)
-            result.failures += text_failures(frame, name, data)
-            splits[name] = frame
+    result, contents, splits = read_processed_files(
+        processed_dir,
+        [TEXT_FILE, TOKENIZER_FILE],
+        lambda frame, name: [
+            *schema_failures(TextSplit, frame, name, TEXT_COLUMNS),
+            *text_failures(frame, name, data),
+        ],
+    )
+    for name in (TEXT_FILE, TOKENIZER_FILE):
+        if name not in contents:
+            result.failures.append(Failure(name, "<file>", "exists", [str(processed_dir / name)]))
     if TOKENIZER_FILE in contents and TEXT_FILE in contents:
         result.failures += record_failures(contents, data)
     if result.failures:  # duplicates and drift mean nothing on splits that break their schema

@@ -39,7 +39,7 @@ from .checks import (
     duplicated_content,
     format_failures,
     overlapping_ids,
-    read_split,
+    read_processed_files,
     schema_failures,
     write_report,
 )
@@ -57,7 +57,7 @@ from .schemas import (
     pixel_range,
     schemas_for,
 )
-from .version import PROCESSED_FILES, bytes_md5, digest, schema_digest
+from .version import PROCESSED_FILES, digest, schema_digest
 
 
 def stats_failures(content: bytes, features: list[str]) -> list[Failure]:
@@ -112,22 +112,12 @@ def inspect(cfg: DictConfig) -> Validation:
         return Validation(*large.inspect(cfg, stats_failures))
     _, processed_schema, features = schemas_for(data.name)
     processed_dir = Path(cfg.paths.processed_dir)
-    result = Validation()
-    contents = {}
-    for name in PROCESSED_FILES:
-        path = processed_dir / name
-        if path.is_file():
-            contents[name] = path.read_bytes()
-            result.files[name] = bytes_md5(contents[name])
-    splits = {}
-    for name in SPLITS:
-        file = f"{name}.parquet"
-        frame, unreadable = read_split(processed_dir / file, contents.get(file))
-        result.failures += unreadable
-        if frame is not None:
-            columns = ["id", *features, data.target]
-            result.failures += schema_failures(processed_schema, frame, name, columns)
-            splits[name] = frame
+    columns = ["id", *features, data.target]
+    result, contents, splits = read_processed_files(
+        processed_dir,
+        PROCESSED_FILES,
+        lambda frame, name: schema_failures(processed_schema, frame, name, columns),
+    )
     if "stats.json" in contents:
         result.failures += stats_failures(contents["stats.json"], features)
     else:
@@ -168,22 +158,14 @@ def inspect_images(cfg: DictConfig) -> Validation:
 
     data = cfg.data
     processed_dir = Path(cfg.paths.processed_dir)
-    result = Validation()
-    contents = {}
-    for name in (*(f"{s}.parquet" for s in SPLITS), IMAGES_FILE):
-        path = processed_dir / name
-        if path.is_file():
-            contents[name] = path.read_bytes()
-            result.files[name] = bytes_md5(contents[name])
-    splits = {}
-    for name in SPLITS:
-        file = f"{name}.parquet"
-        frame, unreadable = read_split(processed_dir / file, contents.get(file))
-        result.failures += unreadable
-        if frame is not None:
-            result.failures += schema_failures(ImageManifest, frame, name, MANIFEST_COLUMNS)
-            result.failures += label_range_failures(frame, name, int(data.num_classes))
-            splits[name] = frame
+    result, _, splits = read_processed_files(
+        processed_dir,
+        [IMAGES_FILE],
+        lambda frame, name: [
+            *schema_failures(ImageManifest, frame, name, MANIFEST_COLUMNS),
+            *label_range_failures(frame, name, int(data.num_classes)),
+        ],
+    )
     try:
         root, class_names = read_images_record(processed_dir)
     except DataValidationError as error:
