@@ -312,6 +312,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/tracking/progress.py",
         f"{pkg}/tracking/records.py",
         f"{pkg}/tracking/job_log.py",
+        f"{pkg}/tracking/sweep.py",
         "tests/test_tracking.py",
         "tests/test_records.py",
         "tests/test_outages.py",
