@@ -260,6 +260,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/training/trainer.py",
         "tests/test_training.py",
         "tests/test_training_processes.py",
+        "tests/test_multirun.py",
         "tests/test_interruptions.py",
         "tests/test_health.py",
         "tests/training_helpers.py",
