@@ -115,19 +115,25 @@ def run_dir(cfg: DictConfig, distributed) -> Path:
     """
     if cfg.paths.output_dir:
         return Path(cfg.paths.output_dir)
-    if cfg.ckpt_path == "last":
+    from hydra.core.hydra_config import HydraConfig
+
+    own = Path(HydraConfig.get().runtime.output_dir)
+    sweep = sweep_dir()
+    if cfg.ckpt_path == "last" and sweep is None:
         print(
             "train: warning: ckpt_path=last looks for checkpoints in this run's new folder; to "
             "resume a run, also pass paths.output_dir=<its folder>.",
             file=sys.stderr,
         )
-    from hydra.core.hydra_config import HydraConfig
-
-    own = Path(HydraConfig.get().runtime.output_dir)
     shared = Path(distributed.broadcast_object(str(own)))
+    if cfg.ckpt_path == "last" and sweep is not None and not (shared / "checkpoints").is_dir():
+        print(
+            f"train: warning: ckpt_path=last: this job's folder {shared} has no checkpoints, so "
+            "the job starts afresh; to resume a sweep, also pass hydra.sweep.dir=<its folder>.",
+            file=sys.stderr,
+        )
     if shared != own and holds_only_hydra_files(own, "train"):
         shutil.rmtree(own, ignore_errors=True)
-        sweep = sweep_dir()
         if sweep is not None and sweep in own.parents and sweep not in shared.parents:
             remove_folders_up_to(own.parent, sweep)
     return shared
