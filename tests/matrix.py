@@ -121,6 +121,7 @@ HOW_TO_PAGES = [
     "distributed",
     "docker",
     "fine-tune-text",
+    "multirun",
     "own-data",
     "remote-stores",
     "slurm",
