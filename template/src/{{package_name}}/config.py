@@ -48,7 +48,8 @@ def entry_point(
     cannot apply (a misspelled key, an unknown option of a config group, bad syntax) itself, with
     exit code 1 and, for a key, the advice to add it with ``+``. Here such an error exits with
     code 2, as every config error does, in one paragraph; a misspelled key gets the keys it may
-    have meant. ``HYDRA_FULL_ERROR=1`` keeps Hydra's own report (a traceback).
+    have meant. ``HYDRA_FULL_ERROR=1`` keeps Hydra's own report (a traceback). In a sweep
+    (``-m``), a job's error may let the next job run (``sweep_goes_on``).
     """
     from hydra import main as hydra_main
 

@@ -18,6 +18,11 @@ before writing anything there (``training/run_lock.py``).
 A tracking server that stops answering during the run does not stop it: its outputs are written,
 what the server missed is kept in ``<run folder>/tracking-unsent/``, and the exit code is 6;
 ``python -m <package>.tracking.resend <run folder>`` sends it later (``docs/tracking.md``).
+
+A sweep, ``train -m seed=1,2,3`` (also under torchrun), runs each job in its own folder under
+``multirun/train/<date>/<job>``; in one process a failed job does not stop the next, and the
+command exits with the first failed job's code (``config.sweep_goes_on``,
+``docs/how-to/multirun.md``).
 """
 
 import shutil
