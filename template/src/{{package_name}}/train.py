@@ -134,7 +134,7 @@ def run_dir(cfg: DictConfig, distributed) -> Path:
     if cfg.ckpt_path == "last" and sweep is not None and not (shared / "checkpoints").is_dir():
         print(
             f"train: warning: ckpt_path=last: this job's folder {shared} has no checkpoints, so "
-            "the job starts afresh; to resume a sweep, also pass hydra.sweep.dir=<its folder>.",
+            "the job starts afresh (a sweep resumes in the folder hydra.sweep.dir=... names).",
             file=sys.stderr,
         )
     if shared != own and holds_only_hydra_files(own, "train"):

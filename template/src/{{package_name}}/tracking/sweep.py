@@ -2,9 +2,10 @@
 
 Each row: the job's number (its folder), the value of each swept key, how it ended, and its
 final metrics (``metrics.json``). ``SweepSummary``, a Hydra callback
-(``configs/hydra/default.yaml``), rewrites the file as each job ends, so that it is there, whole,
-when the sweep stops early. Under torchrun only rank 0 writes it, into rank 0's sweep folder:
-the one every rank's jobs write into (``train.run_dir``).
+(``configs/hydra/default.yaml``), rewrites the file as each job starts and ends, so that it is
+there, whole, when the sweep stops early (a job a signal stopped stays ``not finished``). Under
+torchrun only rank 0 writes it, into rank 0's sweep folder: the one every rank's jobs write into
+(``train.run_dir``).
 """
 
 import csv
@@ -29,10 +30,16 @@ def swept_keys(overrides: Iterable[str]) -> list[str]:
     return [o.key_or_group for o in parsed if o.is_sweep_override()]
 
 
+def started_row(job: int, overrides: Iterable[str], keys: list[str]) -> dict[str, Any]:
+    """A job's row as it starts: its number, its values of the swept keys, ``not finished``
+    (what the row keeps when a signal stops the sweep during the job)."""
+    values = dict(o.lstrip("+~").split("=", 1) for o in overrides if "=" in o)
+    return {"job": job, **{key: values.get(key, "") for key in keys}, "status": "not finished"}
+
+
 def job_row(job: int, job_return: JobReturn, keys: list[str], folder: Path) -> dict[str, Any]:
     """One job's row: its number, its values of the swept keys, how it ended, its metrics."""
-    values = dict(o.lstrip("+~").split("=", 1) for o in job_return.overrides or () if "=" in o)
-    row: dict[str, Any] = {"job": job, **{key: values.get(key, "") for key in keys}}
+    row = started_row(job, job_return.overrides or (), keys)
     if job_return.status == JobStatus.COMPLETED:
         row["status"] = "done"
     else:  # the job's own message was printed; its exit code, when it gave one (JobFailed)
@@ -69,14 +76,27 @@ class SweepSummary(Callback):
         self._keys = swept_keys(OmegaConf.select(config, "hydra.overrides.task") or [])
         self._rows = {}
 
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if _writes_summary(config):
+            job = int(OmegaConf.select(config, "hydra.job.num"))
+            overrides = OmegaConf.select(config, "hydra.overrides.task") or []
+            self._rows[job] = started_row(job, overrides, self._keys)
+            self._write(config)
+
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        if str(OmegaConf.select(config, "hydra.mode")) != "RunMode.MULTIRUN":
-            return
-        if int(os.environ.get("RANK", "0")) != 0:  # rank 0's sweep folder is the shared one
-            return
-        job = int(OmegaConf.select(config, "hydra.job.num"))
-        folder = Path(str(OmegaConf.select(config, "hydra.runtime.output_dir")))
-        self._rows[job] = job_row(job, job_return, self._keys, folder)
+        if _writes_summary(config):
+            job = int(OmegaConf.select(config, "hydra.job.num"))
+            folder = Path(str(OmegaConf.select(config, "hydra.runtime.output_dir")))
+            self._rows[job] = job_row(job, job_return, self._keys, folder)
+            self._write(config)
+
+    def _write(self, config: DictConfig) -> None:
         sweep = Path(str(OmegaConf.select(config, "hydra.sweep.dir")))
         if sweep.is_dir():
             write_summary(sweep / SUMMARY, self._rows)
+
+
+def _writes_summary(config: DictConfig) -> bool:
+    """In a sweep, on rank 0 only: its sweep folder is the one every rank's jobs write into."""
+    multirun = str(OmegaConf.select(config, "hydra.mode")) == "RunMode.MULTIRUN"
+    return multirun and int(os.environ.get("RANK", "0")) == 0
