@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from .errors import ConfigError, fail, reported
+from .errors import ConfigError, JobFailed, fail, reported
 
 # src/<package>/config.py -> the project root, which holds configs/. Run commands from the root:
 # the paths in configs/paths/ are relative to it.
@@ -48,7 +48,8 @@ def entry_point(
     cannot apply (a misspelled key, an unknown option of a config group, bad syntax) itself, with
     exit code 1 and, for a key, the advice to add it with ``+``. Here such an error exits with
     code 2, as every config error does, in one paragraph; a misspelled key gets the keys it may
-    have meant. ``HYDRA_FULL_ERROR=1`` keeps Hydra's own report (a traceback).
+    have meant. ``HYDRA_FULL_ERROR=1`` keeps Hydra's own report (a traceback). In a sweep
+    (``-m``), a job's error may let the next job run (``sweep_goes_on``).
     """
     from hydra import main as hydra_main
 
@@ -57,8 +58,13 @@ def entry_point(
 
         @functools.wraps(task)  # Hydra names the job after the function it unwraps
         def reporting_task(cfg: DictConfig) -> None:
-            with reported(command, **reporting):  # inside the job: Hydra adds nothing to it
-                return task(cfg)
+            try:
+                with reported(command, **reporting):  # inside the job: Hydra adds nothing to it
+                    return task(cfg)
+            except SystemExit as stop:
+                if sweep_goes_on(stop):
+                    raise JobFailed(stop.code) from None
+                raise
 
         run = hydra_main(version_base="1.3", config_path=CONFIG_DIR, config_name=name)(
             reporting_task
@@ -73,8 +79,44 @@ def entry_point(
     return decorate
 
 
+def sweep_goes_on(stop: SystemExit) -> bool:
+    """Whether a sweep (``-m``) goes on to its next job after this one exited with an error.
+
+    It does in one process, as Hydra's own launcher does after a job raises: the job's message
+    is printed, Hydra records it as failed, and the command exits with the first failed job's
+    code once every job ran. It does not under torchrun, where a job may have failed on one
+    rank only: the process exits and torchrun stops the other ranks. Nor after a signal
+    (exit code 128 + N): Ctrl-C, or a scheduler's SIGTERM, stops the whole sweep.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    code = stop.code
+    return (
+        isinstance(code, int)
+        and 0 < code < 128
+        and int(os.environ.get("WORLD_SIZE", "1")) == 1
+        and HydraConfig.initialized()
+        and HydraConfig.get().mode == RunMode.MULTIRUN
+    )
+
+
 def _run(run: Callable[..., None], cfg: DictConfig | None, command: str) -> None:
-    """Hydra's main; its command-line errors exit with code 2, as every config error does."""
+    """Hydra's main; its command-line errors exit with code 2, as every config error does. A
+    sweep whose jobs failed exits with the first failed job's code (``sweep_goes_on``)."""
+    try:
+        return _run_hydra(run, cfg, command)
+    except JobFailed as failed:
+        print(
+            f"{command}: error: a job of the sweep failed (its message is above; the first "
+            f"failed job's exit code is {failed.exit_code}); the other jobs ran: summary.csv in "
+            "the sweep folder says how each one ended.",
+            file=sys.stderr,
+        )
+        raise SystemExit(failed.exit_code) from None
+
+
+def _run_hydra(run: Callable[..., None], cfg: DictConfig | None, command: str) -> None:
     from hydra.errors import ConfigCompositionException, OverrideParseException
 
     previous = os.environ.get("HYDRA_FULL_ERROR")

@@ -82,6 +82,19 @@ class Interrupted(ProjectError):
         self.exit_code = 128 + signum
 
 
+class JobFailed(Exception):
+    """A job of a sweep (``train -m ...``) ended with ``exit_code``; its message is printed.
+
+    Not a ``SystemExit``, which would end the whole sweep: Hydra records the job as failed and
+    runs the next one, then the command exits with the first failed job's code
+    (``config.entry_point``; ``docs/how-to/multirun.md``).
+    """
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__(f"the job exited with code {exit_code}")
+        self.exit_code = exit_code
+
+
 def fail(command: str, message: str, code: int) -> NoReturn:
     """Print ``<command>: error: <message>`` and exit with ``code``.
 

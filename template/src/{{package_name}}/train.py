@@ -18,6 +18,11 @@ before writing anything there (``training/run_lock.py``).
 A tracking server that stops answering during the run does not stop it: its outputs are written,
 what the server missed is kept in ``<run folder>/tracking-unsent/``, and the exit code is 6;
 ``python -m <package>.tracking.resend <run folder>`` sends it later (``docs/tracking.md``).
+
+A sweep, ``train -m seed=1,2,3`` (also under torchrun), runs each job in its own folder under
+``multirun/train/<date>/<job>``; in one process a failed job does not stop the next, and the
+command exits with the first failed job's code (``config.sweep_goes_on``,
+``docs/how-to/multirun.md``).
 """
 
 import shutil
@@ -109,23 +114,68 @@ def run_dir(cfg: DictConfig, distributed) -> Path:
 
     Each rank of a torchrun job composes its own Hydra run folder from the clock, so ranks that
     start a second apart would write to different folders: rank 0's wins, and the other ranks
-    remove the folder Hydra made for them if it holds nothing but Hydra's own files.
+    remove the folder Hydra made for them if it holds nothing but Hydra's own files. In a sweep
+    (``train -m``), that is the job's folder (``<sweep dir>/<job number>``), agreed job by job,
+    and the other ranks' sweep folder goes too once it holds nothing but ``multirun.yaml``.
     """
     if cfg.paths.output_dir:
         return Path(cfg.paths.output_dir)
-    if cfg.ckpt_path == "last":
+    from hydra.core.hydra_config import HydraConfig
+
+    own = Path(HydraConfig.get().runtime.output_dir)
+    sweep = sweep_dir()
+    if cfg.ckpt_path == "last" and sweep is None:
         print(
             "train: warning: ckpt_path=last looks for checkpoints in this run's new folder; to "
             "resume a run, also pass paths.output_dir=<its folder>.",
             file=sys.stderr,
         )
-    from hydra.core.hydra_config import HydraConfig
-
-    own = Path(HydraConfig.get().runtime.output_dir)
     shared = Path(distributed.broadcast_object(str(own)))
+    if cfg.ckpt_path == "last" and sweep is not None and not (shared / "checkpoints").is_dir():
+        print(
+            f"train: warning: ckpt_path=last: this job's folder {shared} has no checkpoints, so "
+            "the job starts afresh (a sweep resumes in the folder hydra.sweep.dir=... names).",
+            file=sys.stderr,
+        )
     if shared != own and holds_only_hydra_files(own, "train"):
         shutil.rmtree(own, ignore_errors=True)
+        if sweep is not None and sweep in own.parents and sweep not in shared.parents:
+            remove_folders_up_to(own.parent, sweep)
     return shared
+
+
+def sweep_dir() -> Path | None:
+    """The sweep's folder when this job is one of a sweep (``train -m``), else None."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():  # main(cfg) from a test or a notebook
+        return None
+    hydra = HydraConfig.get()
+    return Path(hydra.sweep.dir) if hydra.mode == RunMode.MULTIRUN else None
+
+
+def remove_folders_up_to(folder: Path, top: Path) -> None:
+    """``folder`` and its parents up to ``top``, each if it holds nothing (``top``: nothing but
+    Hydra's ``multirun.yaml``); a folder holding anything else stays, with its parents."""
+    while folder != top.parent:
+        left = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+        if left - ({"multirun.yaml"} if folder == top else set()):
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+        folder = folder.parent
+
+
+def sweep_tags() -> dict[str, str]:
+    """Tags that tie a sweep's tracking runs together: its folder, the job, what it changed."""
+    sweep = sweep_dir()
+    if sweep is None:
+        return {}
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra = HydraConfig.get()
+    overrides = " ".join(hydra.overrides.task)
+    return {"sweep": str(sweep), "sweep_job": str(hydra.job.num), "sweep_overrides": overrides}
 
 
 def resumed_state(cfg: DictConfig, output_dir: Path) -> dict:
@@ -163,6 +213,8 @@ def open_run(cfg: DictConfig, output_dir: Path, data_md5: str | None = None):
     keep_unsent_in(logger, output_dir)  # if the tracker goes away mid-run (tracking.resend)
     if run_id:
         logger.set_tags({"resumed_at_step": state.get("global_step", "unknown")})
+    if sweep_tags():  # a job of a sweep is tagged with it (docs/how-to/multirun.md)
+        logger.set_tags(sweep_tags())
     record_data(logger, cfg, data_md5)
     return logger
 

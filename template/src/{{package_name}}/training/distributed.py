@@ -49,9 +49,34 @@ def setup(accelerator: str = "auto") -> Context:
     if use_cuda:
         torch.cuda.set_device(device)
     if world_size > 1 and not dist.is_initialized():
-        backend = "nccl" if use_cuda else "gloo"
-        dist.init_process_group(backend=backend, device_id=device if use_cuda else None)
+        _join("nccl" if use_cuda else "gloo", device if use_cuda else None)
     return Context(rank=rank, local_rank=local_rank, world_size=world_size, device=device)
+
+
+_JOINED = 0  # process groups this process has joined: one per job of a sweep (train -m)
+
+
+def _join(backend: str, device: torch.device | None) -> None:
+    """Join the process group, once per job: a sweep run under torchrun joins a new one for
+    each of its jobs, after ``cleanup`` destroyed the last one.
+
+    Every group's rendezvous writes the same keys into torchrun's store; a second group reading
+    them could find the first one's addresses, left there (a hang, or "connection reset by
+    peer"). From the second on, each group gets keys of its own: the ranks run the same jobs in
+    the same order, so they count the same.
+    """
+    global _JOINED
+    if _JOINED == 0:
+        dist.init_process_group(backend=backend, device_id=device)
+    else:
+        from torch.distributed.rendezvous import rendezvous
+
+        store, rank, world_size = next(rendezvous("env://"))
+        store = dist.PrefixStore(f"job-{_JOINED}/", store)
+        dist.init_process_group(
+            backend=backend, store=store, rank=rank, world_size=world_size, device_id=device
+        )
+    _JOINED += 1
 
 
 def cleanup() -> None:
