@@ -150,7 +150,9 @@ def weights(state: dict[str, Any]) -> dict[str, Any]:
     """The weights to evaluate and serve: the EMA's (``trainer.ema``) when the checkpoint has
     them, since validation chose ``best.pt`` on them; else the raw ``model``."""
     averaged = state.get("ema")
-    return averaged["model"] if isinstance(averaged, dict) and "model" in averaged else state["model"]
+    if isinstance(averaged, dict) and "model" in averaged:
+        return averaged["model"]
+    return state["model"]
 
 
 def resolve(ckpt_path: str | None, checkpoint_dir: Path) -> tuple[dict[str, Any], Path] | None:
