@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS, STEPS, EVERY = 3, 40, 10
+RUNS, STEPS, EVERY = 3, 20, 10
 
 
 def project(tmp: str):
