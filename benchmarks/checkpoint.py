@@ -6,9 +6,10 @@ background writer) and ``training/ema.py``. For two models, the default CNN (``c
 an MLP of 4 layers 2,560 wide (about 79 MB of weights, 237 MB with Adam's moments), it trains
 ``STEPS`` Adam steps on random data, saving model + optimizer every ``EVERY`` steps into a temporary
 folder on the local disk, three ways: no saves, synchronous saves, asynchronous saves. The cost
-of a checkpoint is (the loop's time - the loop's time without saves) / the number of saves: what
-the run loses per save, the background write's competition for the cores included. Also the
-time the training thread spends in the save call itself, and ``EMA.update`` per step.
+of a checkpoint on the step is the time the training thread spends in the save call (the whole
+write, or the copy to CPU memory and the hand-over); the run's is (the loop's time - the loop's
+time without saves) / the number of saves, which counts the background write's competition for
+the cores too, and is noisy on a busy machine. Also ``EMA.update`` per step.
 
 A measurement, not a test: ``python benchmarks/checkpoint.py`` (a few minutes on 2 cores).
 """
@@ -55,7 +56,8 @@ def models(cnn: nn.Module) -> dict[str, tuple[nn.Module, torch.Tensor]]:
 
 
 def loop(model, inputs, optimizer, save, ema=None) -> float:
-    """Seconds for STEPS steps, ``save(step)`` after every EVERY-th."""
+    """Seconds for STEPS steps, ``save(step)`` mid-way through every EVERY steps (no save at the
+    end: the steps after a save are those its background write overlaps)."""
     start = time.perf_counter()
     for step in range(1, STEPS + 1):
         loss = model(inputs).float().square().mean()
@@ -64,7 +66,7 @@ def loop(model, inputs, optimizer, save, ema=None) -> float:
         optimizer.zero_grad(set_to_none=True)
         if ema is not None:
             ema.update()
-        if step % EVERY == 0:
+        if step % EVERY == EVERY // 2:
             save(step)
     return time.perf_counter() - start
 
@@ -93,10 +95,8 @@ def measure(name, model, inputs, checkpoint, async_save, ema_module) -> None:
                 in_call["async"].append(time.perf_counter() - start)
 
             results["sync"].append(loop(model, inputs, optimizer, sync))
-            start = time.perf_counter()
             results["async"].append(loop(model, inputs, optimizer, background))
-            writer.close()  # the last write is part of the run's time
-            results["async"][-1] = time.perf_counter() - start
+            writer.close()  # done by then: the last save is EVERY / 2 steps before the end
     saves = STEPS // EVERY
     base = statistics.median(results["none"])
     print(f"\n{name}: {size:.1f} MB of weights; {STEPS} steps, a save every {EVERY} ({RUNS} runs)")
@@ -105,9 +105,9 @@ def measure(name, model, inputs, checkpoint, async_save, ema_module) -> None:
         costs = [1000 * (t - base) / saves for t in results[way]]
         calls = [1000 * t for t in in_call[way]]
         print(
-            f"  {way:5}: cost per save {statistics.median(costs):8.1f} ms "
-            f"(range {min(costs):.1f} to {max(costs):.1f}); training thread in the save call "
-            f"{statistics.median(calls):.1f} ms (range {min(calls):.1f} to {max(calls):.1f})"
+            f"  {way:5}: the step's save call {statistics.median(calls):.1f} ms (range "
+            f"{min(calls):.1f} to {max(calls):.1f}); the run's time per save "
+            f"{statistics.median(costs):.1f} ms (range {min(costs):.1f} to {max(costs):.1f})"
         )
     ema = ema_module.EMA(model, decay=0.999)
     times = []
