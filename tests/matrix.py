@@ -117,9 +117,11 @@ def package_name(answers: dict[str, Any]) -> str:
 HOW_TO_PAGES = [
     "add-a-task",
     "add-model",
+    "async-checkpoints",
     "compare-models",
     "distributed",
     "docker",
+    "ema",
     "fine-tune-text",
     "multirun",
     "own-data",
@@ -291,6 +293,9 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         for name in ("checkpointer", "plan", "profiler", "splits", "validator", "window")
     }
     files.add("tests/test_trainer_parts.py")
+    # the EMA of the weights (trainer.ema), asynchronous checkpoint writes (checkpoint.async_save)
+    files |= {f"{pkg}/training/ema.py", f"{pkg}/training/async_save.py"}
+    files |= {"tests/test_ema.py", "tests/test_async_checkpoint.py"}
     # train-time augmentation (data.augment, data.augment_on)
     files |= {f"{pkg}/data/augmentation.py", "tests/test_augmentation.py"}
     # tuning

@@ -1,7 +1,8 @@
 """From a checkpoint to a model that answers: what ``evaluate``, ``predict`` and ``export`` share.
 
 - ``load_checkpoint`` and ``check_checkpoint``: the trainer's checkpoint, refused when it names
-  code or holds non-finite numbers; ``restore_model``: its model, in eval mode.
+  code or holds non-finite numbers; ``restore_model``: its model, in eval mode, with the
+  checkpoint's EMA weights when it has them (``trainer.ema``), else its raw ``model``.
 - ``checkpoint_task``: the task (``tasks/``) of the checkpoint's data, with what it learnt in
   training (regression's ``target_scale``), which decodes the model's outputs.
 - ``model_outputs``: a model's outputs on already processed inputs (what ``evaluate`` scores).
@@ -32,6 +33,7 @@ from .data.images import preprocess_for
 from .data.schemas import schemas_for
 from .errors import CheckpointError, ConfigError
 from .models.predictor import ImagePredictor, Predictor, TextPredictor
+from .training.checkpoint import weights as checkpoint_weights
 
 # ---- checkpoints --------------------------------------------------------------------------------
 
@@ -129,7 +131,10 @@ def check_checkpoint(state: dict[str, Any], path: Path) -> None:
                 f"{path}: {where} holds an interpolation ({value!r}); the trainer saves resolved "
                 "configs only. Nothing was run; do not use this file."
             )
-    weights = state["model"]
+    averaged = state.get("ema")
+    if averaged is not None and not (isinstance(averaged, dict) and "model" in averaged):
+        raise CheckpointError(f"{path}: 'ema' is not the trainer's EMA (its 'model', 'steps').")
+    weights = checkpoint_weights(state)  # the EMA's when there is one: those are served
     if not isinstance(weights, dict):
         raise CheckpointError(f"{path}: 'model' is not a state dict of weights.")
     for name, tensor in weights.items():
@@ -195,7 +200,7 @@ def restore_model(state: dict[str, Any], path: Path, accelerator: str):
     check_checkpoint(state, path)  # whoever calls this: only the project's own models
     model = tasks.build_model(OmegaConf.create(state["config"]))
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(checkpoint_weights(state))
     except RuntimeError as error:
         raise CheckpointError(
             f"{path}: the weights do not fit the model its config describes "

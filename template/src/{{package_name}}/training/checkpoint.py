@@ -6,7 +6,9 @@ A checkpoint is a plain dict saved with ``torch.save`` and loadable with
 tracking run id), ``rng`` (python, numpy, torch and CUDA generator states, one entry per rank),
 ``config`` (the resolved config as plain containers; a resume compares it with its own,
 ``resume.py``), ``world_size`` and ``train_log`` (the loss window in progress and the last
-logged metrics, so that a resumed run reports what the whole run would have).
+logged metrics, so that a resumed run reports what the whole run would have), and with
+``trainer.ema`` on, ``ema`` (``{"model": <the averaged weights, the keys of model>, "steps": n}``:
+what ``weights`` gives evaluate, predict and export).
 
 Files in ``<output_dir>/checkpoints/``: ``step-N.pt`` (the newest ``keep_last`` are kept),
 ``last.pt`` (the newest of them) and ``best.pt`` (the best validation so far). Every file is
@@ -142,6 +144,15 @@ def load_file(path: Path) -> dict[str, Any]:
     if missing:
         raise ValueError(f"not a checkpoint of this trainer: missing {sorted(missing)}")
     return state
+
+
+def weights(state: dict[str, Any]) -> dict[str, Any]:
+    """The weights to evaluate and serve: the EMA's (``trainer.ema``) when the checkpoint has
+    them, since validation chose ``best.pt`` on them; else the raw ``model``."""
+    averaged = state.get("ema")
+    if isinstance(averaged, dict) and "model" in averaged:
+        return averaged["model"]
+    return state["model"]
 
 
 def resolve(ckpt_path: str | None, checkpoint_dir: Path) -> tuple[dict[str, Any], Path] | None:

@@ -5,6 +5,10 @@ holding its policy. The file format and the files (``step-N.pt``, ``last.pt``, `
 newest ``checkpoint.keep_last`` step files kept) are ``checkpoint.py``'s; the divergence guard
 (``divergence.py``) checks the loss and the weights before every write, so no file ever holds
 NaN weights.
+
+With ``trainer.ema`` the snapshot holds ``ema`` too (``ema.py``); with ``checkpoint.async_save``
+the step copies the snapshot to CPU memory and a background thread writes it (``async_save.py``):
+use the checkpointer as a context manager (``with ckpt:``), whose exit waits for the last write.
 """
 
 import logging
@@ -20,6 +24,8 @@ from ..errors import CheckpointError
 from ..tasks import Task
 from ..tracking.run_info import flatten, mask_config
 from . import checkpoint, distributed, divergence, resume
+from . import ema as averaging
+from .async_save import Writer, copied
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,7 @@ class Checkpointer:
         scaler: Any,
         task: Task,
         feature_scale: dict[str, Any] | None,
+        ema: averaging.EMA | None = None,
     ) -> None:
         self.cfg, self.ctx, self.enabled = cfg, ctx, enabled
         self.folder = output_dir / "checkpoints"
@@ -69,6 +76,18 @@ class Checkpointer:
         # The run's config as every checkpoint keeps it: resolved and masked once (~1 ms).
         self.config = mask_config(OmegaConf.to_container(cfg, resolve=True))  # no secrets
         self.saved: tuple[int, Path | None] | None = None  # the last step file: (step, path)
+        self.ema = ema  # the average of the weights, saved as ``ema`` (None: off)
+        self.writer = Writer() if cfg.checkpoint.get("async_save") else None
+        if self.writer is not None:  # a diverged run renames the file being written: wait
+            self.guard.before_set_aside = self.writer.wait_quietly
+
+    def __enter__(self) -> "Checkpointer":
+        return self
+
+    def __exit__(self, kind: Any, error: BaseException | None, trace: Any) -> None:
+        """The last asynchronous write is on disk (its error raised, unless one is on its way)."""
+        if self.writer is not None:
+            self.writer.close(error)
 
     # ---- resume -------------------------------------------------------------------------------
 
@@ -109,6 +128,8 @@ class Checkpointer:
             self.scheduler.load_state_dict(saved["scheduler"])
             if saved.get("scaler") and self.scaler.is_enabled():
                 self.scaler.load_state_dict(saved["scaler"])
+            if note := averaging.load(self.ema, saved, path):
+                applied.append(note)
         except (RuntimeError, ValueError, KeyError) as error:
             first = str(error).strip().splitlines()[0]
             raise CheckpointError(
@@ -161,11 +182,15 @@ class Checkpointer:
         snap = self.snapshot(state, window, validator)
         path = None
         if self.ctx.is_main:
-            if step_file:
-                keep = self.cfg.checkpoint.keep_last
-                path = checkpoint.save(snap, self.folder, state.global_step, keep, best=best)
-            else:
-                path = checkpoint.save_best(snap, self.folder)
+            write: Any = checkpoint.save if step_file else checkpoint.save_best
+            args = (self.folder, state.global_step, self.cfg.checkpoint.keep_last, best)
+            args = args if step_file else (self.folder,)
+            path = self.folder / f"step-{state.global_step}.pt" if step_file else None
+            if self.writer is None:
+                path = write(snap, *args)
+            else:  # the copy here, the write on the writer's thread (after the previous one)
+                self.writer.submit(write, copied(snap), *args)
+                path = path or self.folder / "best.pt"
         distributed.barrier()
         return path
 
@@ -184,6 +209,7 @@ class Checkpointer:
             "target_scale": None,  # what the task learnt from the data (regression: its scale)
             **self.task.state_dict(),
             "feature_scale": self.feature_scale,
+            **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
             # What metrics.json and the next log need: a resumed run reports what the whole
             # run would have (the loss window spans the interruption).
             "train_log": {**window.state_dict(), **validator.state_dict()},

@@ -19,7 +19,7 @@ without a NaN. Keep ``checkpoint.keep_last`` at 2 or more to have one to fall ba
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ class Guard:
         self.ckpt_dir = ckpt_dir
         self.ctx = ctx
         self.unproven: Path | None = None  # the newest step-N.pt no passed check followed
+        self.before_set_aside: Callable[[], None] | None = None  # an asynchronous write's wait
 
     def check(
         self,
@@ -102,6 +103,8 @@ class Guard:
         """The error to raise, after setting aside the checkpoint the failing steps began from."""
         aside = ""
         if self.unproven is not None:
+            if self.before_set_aside is not None:
+                self.before_set_aside()
             if self.ctx.is_main:
                 set_aside(self.unproven)
             aside = (

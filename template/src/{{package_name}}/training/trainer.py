@@ -42,6 +42,7 @@ from ..models.build import load_pretrained, without_dropout
 from ..tracking.base import Logger, NullLogger
 from ..tracking.run_info import flatten
 from . import checkpoint, distributed, finetuning, loading
+from . import ema as averaging
 from . import precision as amp
 from .checkpointer import Checkpointer, TrainerState
 from .health import HealthMonitor
@@ -96,9 +97,10 @@ def fit(
     optimizer = finetuning.optimizer(_instantiate(cfg.optimizer, "optimizer"), model)
     scheduler = _instantiate(cfg.scheduler, "scheduler")(optimizer, total_steps=run.total_steps)
     scaler = amp.grad_scaler(precision, device)
+    ema = averaging.build(cfg, model, ctx.world_size)  # trainer.ema: None when off
     ckpt = Checkpointer(
         cfg, ctx, output_dir, enabled=run.checkpoints, model=model, optimizer=optimizer,
-        scheduler=scheduler, scaler=scaler, task=task, feature_scale=data.feature_scale,
+        scheduler=scheduler, scaler=scaler, task=task, feature_scale=data.feature_scale, ema=ema,
     )  # fmt: skip
     validator = Validator(t, run.steps_per_epoch, task, precision, device)
     window = LossWindow(ctx, run.batch_size, ckpt.guard)
@@ -124,7 +126,8 @@ def fit(
     augment = on_device(cfg, ctx.rank, ctx.world_size, device)  # else a pass-through
 
     # ---- the loop -----------------------------------------------------------------------------
-    with stop, profile_steps(t.profiler, output_dir, ctx) as profiler:
+    # ``ckpt``: its exit waits for an asynchronous checkpoint write (checkpoint.async_save).
+    with stop, ckpt, profile_steps(t.profiler, output_dir, ctx) as profiler:
         while run.keep_going(state.global_step, state.epoch, state.stopped_early):
             data.set_epoch(state.epoch, skip=state.batch_in_epoch)  # the order, the augmentation
             loading.reseed(data.train, cfg.seed + state.epoch)
@@ -160,6 +163,8 @@ def fit(
                 scaler.update()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
+                if ema is not None:
+                    ema.update()  # the average of the weights (trainer.ema)
                 state.global_step += 1
                 if sampled:
                     health_at = health.after_step(state.global_step)  # update ratios, warnings
@@ -183,7 +188,8 @@ def fit(
                 window.pause()  # throughput counts training time only
                 step_in_epoch = state.batch_in_epoch // accumulate
                 if validator.due(state.global_step, state.epoch, epoch_ends, step_in_epoch):
-                    val_metrics = validator.measure(net, data.val)
+                    with _averaged(ema):  # the EMA weights, when there is one
+                        val_metrics = validator.measure(net, data.val)
                     gap = health.on_validation(state.global_step, window.metrics, val_metrics)
                     val_metrics |= gap  # val/generalisation_gap
                     validator.step, validator.metrics = state.global_step, val_metrics
@@ -208,6 +214,8 @@ def fit(
     agreement.close()
     bar.close()
     ckpt.guard.check(window.loss, model, optimizer, state.global_step)  # no metrics.json of NaN
+    if ema is not None:
+        ema.copy_to_model()  # from here on the model is the average: validated, tested, recorded
     health.finish(state.global_step)  # history.json, last grid, warnings recalled in the log
 
     # ---- final validation and test, with the best weights ---------------------------------
@@ -218,7 +226,7 @@ def fit(
     if t.test_after_fit:
         best_path = ckpt.folder / "best.pt"
         if run.checkpoints and best_path.is_file():
-            model.load_state_dict(checkpoint.load_file(best_path)["model"])
+            model.load_state_dict(checkpoint.weights(checkpoint.load_file(best_path)))
         test = load_shards(cfg, task, run, ctx, "test")
         metrics.update(evaluate(net, test, "test", task, precision, device))
     if ctx.is_main and task.text:  # tokenizer, shape, inference times, sample predictions
@@ -241,6 +249,10 @@ def _to(
     if channels_last and inputs.dim() == 4:
         inputs = inputs.contiguous(memory_format=torch.channels_last)
     return inputs, targets
+
+
+def _averaged(ema: averaging.EMA | None) -> contextlib.AbstractContextManager[Any]:
+    return ema.applied() if ema is not None else contextlib.nullcontext()
 
 
 def _model(cfg: DictConfig, run: Plan, ctx: distributed.Context) -> tuple[nn.Module, nn.Module]:
