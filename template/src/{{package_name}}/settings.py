@@ -488,6 +488,24 @@ def check(cfg: Mapping, command: str) -> None:
     check_schema(SCHEMAS[command], cfg)
 
 
+def default_of(key: str, schema: type | None = None) -> Any:
+    """The schema's default for a dotted ``key`` of ``train`` (``trainer.ema.enabled``: False);
+    MISSING where the schema gives none (the YAML does) or does not know the key."""
+    section: Any = schema or Train
+    *parents, name = key.split(".")
+    for part in parents:
+        found = {f.name: f for f in dataclasses.fields(section)}.get(part)
+        if found is None or not dataclasses.is_dataclass(found.type):
+            return MISSING
+        section = found.type
+    found = {f.name: f for f in dataclasses.fields(section)}.get(name)
+    if found is None:
+        return MISSING
+    if found.default is not dataclasses.MISSING:
+        return found.default
+    return MISSING
+
+
 def health_settings(value: Mapping | None, key: str = "trainer.health") -> dict[str, Any]:
     """``trainer.health`` checked, with the schema's defaults filled in."""
     from .config import check_schema

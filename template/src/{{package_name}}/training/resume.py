@@ -13,6 +13,8 @@ difference into one of three kinds:
   ``trainer.max_steps``, ``trainer.early_stopping.*``), ``optimizer.lr`` (the schedule keeps its
   shape, scaled to the new rate: the usual move after a divergence) and how the run is logged,
   validated, checked and saved (``APPLIED``);
+- the same: a key the checkpoint's config does not have, at its schema default (a key a later
+  version of the project added: the older run behaved as its default says);
 - refused with exit code 3 (``CheckpointError``), naming every such key with its old and new
   value: everything else (the model, the optimizer's class and other arguments, the scheduler,
   the data, ``seed``, the batch size, precision, accumulation, clipping, ...). A resume that
@@ -22,6 +24,9 @@ difference into one of three kinds:
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from omegaconf import MISSING
+
+from .. import settings
 from ..errors import CheckpointError
 from ..tracking.run_info import MASK, flatten
 
@@ -82,8 +87,15 @@ def changes(saved: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, t
         before, after = old.get(key, _ABSENT), new.get(key, _ABSENT)
         if before == after or _masked(before) or _masked(after):
             continue
+        if before is _ABSENT and _is_default(key, after):
+            continue  # a key a later version added: the older run ran as its default says
         found[key] = (before, after)
     return found
+
+
+def _is_default(key: str, value: Any) -> bool:
+    default = settings.default_of(key)
+    return default is not MISSING and default == value
 
 
 def check(saved: Mapping[str, Any] | None, current: Mapping[str, Any], path: Any) -> list[str]:
