@@ -102,6 +102,13 @@ def sync_buffers(model: nn.Module) -> None:
             dist.broadcast(buffer, src=0)
 
 
+def whole_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    """A DTensor (the gradient norm of sharded gradients) as a plain tensor, else ``tensor``:
+    every rank calls it at the same point (it may be a collective)."""
+    full = getattr(tensor, "full_tensor", None)
+    return full() if full is not None else tensor
+
+
 def is_sharded(model: nn.Module) -> bool:
     from torch.distributed.fsdp import FSDPModule
 

@@ -110,10 +110,11 @@ def fit(
     if ctx.is_main and (state.global_step == 0 or getattr(logger, "resumed", True) is False):
         logger.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
     bar = _progress(run.total_steps, state.global_step, ctx.is_main and t.enable_progress_bar)
+    grid = task.images and not ckpt.sharded  # drawn by rank 0 alone: not with a sharded model
     health = HealthMonitor(  # gradients, updates, dead units, loss trends: see health.py
         model, t.get("health"), logger, enabled=ctx.is_main, start_step=state.global_step,
         output_dir=output_dir, precision=precision, skips_nonfinite=scaler.is_enabled(),
-        samples=loading.first_rows(data.val_set, t.health) if task.images else None,
+        samples=loading.first_rows(data.val_set, t.health) if grid else None,
         decode=task.decode,
     )  # fmt: skip
     health_at = health.next_step  # the next optimizer step it measures (-1: none)
@@ -154,6 +155,7 @@ def fit(
                 if clip is not None or log_now:
                     limit = clip if clip is not None else math.inf
                     grad_norm = nn.utils.clip_grad_norm_(model.parameters(), limit)
+                    grad_norm = fsdp.whole_tensor(grad_norm)  # FSDP: a DTensor, made whole
                 scaler.step(optimizer)
                 scaler.update()
                 scheduler.step()
