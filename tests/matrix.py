@@ -121,6 +121,7 @@ HOW_TO_PAGES = [
     "distributed",
     "docker",
     "fine-tune-text",
+    "fsdp",
     "own-data",
     "remote-stores",
     "slurm",
@@ -260,6 +261,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/training/trainer.py",
         "tests/test_training.py",
         "tests/test_training_processes.py",
+        "tests/test_fsdp.py",
         "tests/test_interruptions.py",
         "tests/test_health.py",
         "tests/training_helpers.py",
@@ -289,6 +291,12 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         for name in ("checkpointer", "plan", "profiler", "splits", "validator", "window")
     }
     files.add("tests/test_trainer_parts.py")
+    # FSDP and its sharded checkpoints (trainer.strategy=fsdp), and their consolidation
+    files |= {
+        f"{pkg}/training/fsdp.py",
+        f"{pkg}/training/sharded.py",
+        f"{pkg}/consolidate.py",
+    }
     # train-time augmentation (data.augment, data.augment_on)
     files |= {f"{pkg}/data/augmentation.py", "tests/test_augmentation.py"}
     # tuning
