@@ -12,6 +12,12 @@ Files in ``<output_dir>/checkpoints/``: ``step-N.pt`` (the newest ``keep_last`` 
 ``last.pt`` (the newest of them) and ``best.pt`` (the best validation so far). Every file is
 written to a temporary file in the same folder, flushed to disk and renamed over the old one, so
 a crash mid-write leaves the previous file intact; old files are removed only afterwards.
+
+Under ``trainer.strategy=fsdp`` a checkpoint is a folder ``step-N/`` of shards (``sharded.py``
+writes and reads them; ``resolve`` finds them too): atomic at the folder level (written as
+``.step-N.tmp/``, renamed when whole). ``last`` is not materialised there: ``ckpt_path=last``
+takes the newest whole ``step-N/``; ``best/`` is a folder of hard links to the best step's files,
+swapped in by two renames. Every checkpoint records ``strategy`` (``fsdp``, ``ddp`` or ``none``).
 """
 
 import os

@@ -4,7 +4,9 @@ The loop asks it (``resume()``, ``due(...)``, ``save(...)``, ``save_best(...)``)
 holding its policy. The file format and the files (``step-N.pt``, ``last.pt``, ``best.pt``, the
 newest ``checkpoint.keep_last`` step files kept) are ``checkpoint.py``'s; the divergence guard
 (``divergence.py``) checks the loss and the weights before every write, so no file ever holds
-NaN weights.
+NaN weights. A sharded model (``trainer.strategy=fsdp``) is saved as ``step-N/`` folders by
+every rank at once (``sharded.py``; the ``_write_sharded`` branch), and a resume is refused
+when the world size or the strategy differs from the checkpoint's.
 """
 
 import logging
