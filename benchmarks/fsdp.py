@@ -9,7 +9,8 @@ rows, with AdamW and gradient clipping as the trainer does, under
 - the step time: median of ``--steps`` optimizer steps after 2 warm-up steps;
 - the training state it holds: parameters + gradients + optimizer state, in MB (a shard's
   local bytes under FSDP);
-- the process's peak resident memory (``ru_maxrss``), in MB.
+- the process's peak resident memory (``ru_maxrss``), in MB, and its growth from the moment
+  before the model is built (torch and the process group already loaded).
 
 Each strategy runs ``--repeats`` times (a fresh torchrun each); the figures are the median and
 the range (min-max) over the runs of rank 0's values (the ranks hold equal shares).
@@ -66,6 +67,10 @@ def local_bytes(tensor) -> int:
     return local.numel() * local.element_size()
 
 
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def worker(args: argparse.Namespace) -> None:
     import torch
     import torch.distributed as dist
@@ -80,6 +85,7 @@ def worker(args: argparse.Namespace) -> None:
     dist.init_process_group("gloo")
     rank = dist.get_rank()
     torch.manual_seed(0)
+    baseline = peak_rss_mb()  # torch, the process group: before any model exists
     width = args.hidden
     model = mlp.MLP(width, 10, hidden_dims=[width] * args.layers, dropout=0.0)
     if args.worker == "fsdp":
@@ -111,7 +117,8 @@ def worker(args: argparse.Namespace) -> None:
     figures = {
         "step_ms": statistics.median(times) * 1000,
         "state_mb": state / 2**20,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_growth_mb": peak_rss_mb() - baseline,
     }
     if rank == 0:
         args.out.write_text(json.dumps(figures))
@@ -157,12 +164,14 @@ def main() -> None:
         f"MLP {args.layers} x {args.hidden} ({params / 1e6:.1f} M parameters), batch "
         f"{args.batch} per rank, 2 CPU ranks (gloo), {args.repeats} runs of {args.steps} steps"
     )
-    print("| strategy | step (ms) | training state per rank (MB) | peak RSS per rank (MB) |")
-    print("| --- | --- | --- | --- |")
+    print(
+        "| strategy | step (ms) | training state per rank (MB) | peak RSS per rank (MB) "
+        "| peak RSS growth from before the model (MB) |"
+    )
+    print("| --- | --- | --- | --- | --- |")
+    keys = ("step_ms", "state_mb", "peak_rss_mb", "rss_growth_mb")
     for strategy, runs in results.items():
-        cells = [
-            summary([run[key] for run in runs]) for key in ("step_ms", "state_mb", "peak_rss_mb")
-        ]
+        cells = [summary([run[key] for run in runs]) for key in keys]
         print(f"| {strategy} | " + " | ".join(cells) + " |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
