@@ -124,6 +124,7 @@ HOW_TO_PAGES = [
     "ema",
     "fine-tune-text",
     "multirun",
+    "fsdp",
     "own-data",
     "remote-stores",
     "slurm",
@@ -264,6 +265,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "tests/test_training.py",
         "tests/test_training_processes.py",
         "tests/test_multirun.py",
+        "tests/test_fsdp.py",
         "tests/test_interruptions.py",
         "tests/test_health.py",
         "tests/training_helpers.py",
@@ -296,6 +298,12 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
     # the EMA of the weights (trainer.ema), asynchronous checkpoint writes (checkpoint.async_save)
     files |= {f"{pkg}/training/ema.py", f"{pkg}/training/async_save.py"}
     files |= {"tests/test_ema.py", "tests/test_async_checkpoint.py"}
+    # FSDP and its sharded checkpoints (trainer.strategy=fsdp), and their consolidation
+    files |= {
+        f"{pkg}/training/fsdp.py",
+        f"{pkg}/training/sharded.py",
+        f"{pkg}/consolidate.py",
+    }
     # train-time augmentation (data.augment, data.augment_on)
     files |= {f"{pkg}/data/augmentation.py", "tests/test_augmentation.py"}
     # tuning

@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, list[tuple[str, ...]]]] = [
             ("data.prepare",),
             ("data.validate",),
             ("tracking.resend",),
+            ("consolidate",),
         ],
     ),
     # What runs the layers below as a whole: the search trains trial after trial.

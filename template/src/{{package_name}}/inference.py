@@ -47,6 +47,13 @@ def load_checkpoint(ckpt_path: Any) -> tuple[dict[str, Any], Path]:
         )
     given = Path(str(ckpt_path))
     path = given
+    sharded = _sharded_folder(given)
+    if sharded is not None:  # trainer.strategy=fsdp: a folder of shards, not one file
+        raise CheckpointError(
+            f"ckpt_path={given} is a sharded checkpoint ({sharded}, written by a run with "
+            "trainer.strategy=fsdp): make it one file first with python -m "
+            f"{__package__}.consolidate {sharded}, then pass ckpt_path={sharded}.pt."
+        )
     if given.is_dir():
         folder = given / "checkpoints" if (given / "checkpoints").is_dir() else given
         found = [folder / name for name in ("best.pt", "last.pt") if (folder / name).is_file()]
@@ -73,6 +80,23 @@ def load_checkpoint(ckpt_path: Any) -> tuple[dict[str, Any], Path]:
         )
     check_checkpoint(state, path)
     return state, path
+
+
+def _sharded_folder(given: Path) -> Path | None:
+    """The sharded checkpoint folder ``given`` is (or a run folder's ``checkpoints/best/`` when
+    it has no single-file checkpoint), else None. Recognised by its files (``.metadata``,
+    ``trainer.pt``: ``training/sharded.py``): inference does not import training."""
+
+    def is_sharded(path: Path) -> bool:
+        return (path / ".metadata").is_file() or (path / "trainer.pt").is_file()
+
+    if given.is_dir() and is_sharded(given):
+        return given
+    folder = given / "checkpoints" if (given / "checkpoints").is_dir() else given
+    single = any((folder / name).is_file() for name in ("best.pt", "last.pt"))
+    if given.is_dir() and not single and is_sharded(folder / "best"):
+        return folder / "best"
+    return None
 
 
 # A checkpoint is data: nothing in it may choose what code runs. Its config names the model's

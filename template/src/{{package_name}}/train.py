@@ -15,6 +15,10 @@ at once without saving (130; the checkpoints already written stay whole). Anothe
 same output folder, or a new run in a folder holding an earlier run's checkpoints, exits with 2
 before writing anything there (``training/run_lock.py``).
 
+With ``trainer.strategy=fsdp`` (torchrun, 2 or more processes) checkpoints are sharded folders
+(``checkpoints/step-N/``); ``python -m <package>.consolidate <folder>`` writes the single file
+that evaluate, predict and export read (docs/how-to/fsdp.md).
+
 A tracking server that stops answering during the run does not stop it: its outputs are written,
 what the server missed is kept in ``<run folder>/tracking-unsent/``, and the exit code is 6;
 ``python -m <package>.tracking.resend <run folder>`` sends it later (``docs/tracking.md``).

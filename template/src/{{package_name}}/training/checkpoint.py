@@ -14,6 +14,12 @@ Files in ``<output_dir>/checkpoints/``: ``step-N.pt`` (the newest ``keep_last`` 
 ``last.pt`` (the newest of them) and ``best.pt`` (the best validation so far). Every file is
 written to a temporary file in the same folder, flushed to disk and renamed over the old one, so
 a crash mid-write leaves the previous file intact; old files are removed only afterwards.
+
+Under ``trainer.strategy=fsdp`` a checkpoint is a folder ``step-N/`` of shards (``sharded.py``
+writes and reads them; ``resolve`` finds them too): atomic at the folder level (written as
+``.step-N.tmp/``, renamed when whole). ``last`` is not materialised there: ``ckpt_path=last``
+takes the newest whole ``step-N/``; ``best/`` is a folder of hard links to the best step's files,
+swapped in by two renames. Every checkpoint records ``strategy`` (``fsdp``, ``ddp`` or ``none``).
 """
 
 import os
@@ -182,20 +188,23 @@ def resolve(ckpt_path: str | None, checkpoint_dir: Path) -> tuple[dict[str, Any]
                 "(<output_dir>/checkpoints/last.pt), a run's folder, or ckpt_path=last together "
                 "with paths.output_dir=<the run's folder>."
             )
+        if _is_sharded(given):  # one sharded checkpoint folder (step-N/, best/)
+            return _read(given, fallback=False), given
         folder = given / "checkpoints" if (given / "checkpoints").is_dir() else given
         required = True
     candidates = [folder / "last.pt", *step_files(folder)] if folder.is_dir() else []
     candidates = [path for path in candidates if path.is_file()]
+    candidates += sharded_step_dirs(folder)  # trainer.strategy=fsdp: step-N/ folders
     if not candidates:
         if required:
             raise CheckpointError(
-                f"ckpt_path={ckpt_path}: no checkpoint (last.pt, step-N.pt) in {folder}."
+                f"ckpt_path={ckpt_path}: no checkpoint (last.pt, step-N.pt, step-N/) in {folder}."
             )
         return None
     failures = []
     for path in candidates:
         try:
-            state = load_file(path)
+            state = _read(path)
         except Exception as error:
             failures.append(f"{path.name}: {error}")
             warnings.warn(
@@ -210,3 +219,37 @@ def resolve(ckpt_path: str | None, checkpoint_dir: Path) -> tuple[dict[str, Any]
         f"no readable checkpoint in {folder}: " + "; ".join(failures) + ". Start afresh with "
         "ckpt_path=null, or restore the folder from a backup."
     )
+
+
+# ---- sharded checkpoint folders (trainer.strategy=fsdp; sharded.py writes them) -----------------
+
+
+def _is_sharded(path: Path) -> bool:
+    from . import sharded
+
+    return sharded.is_sharded(path)
+
+
+def sharded_step_dirs(folder: Path) -> list[Path]:
+    from . import sharded
+
+    return sharded.step_dirs(folder)
+
+
+def _read(path: Path, fallback: bool = True) -> dict[str, Any]:
+    """A single file's dict, or a sharded folder's ``trainer.pt`` (its ``sharded`` key set to
+    the folder: the model and optimizer are loaded from the shards by every rank)."""
+    if not path.is_dir():
+        return load_file(path)
+    from . import sharded
+
+    try:
+        return {**sharded.load_meta(path), "sharded": str(path)}
+    except Exception as error:
+        if fallback:
+            raise
+        raise CheckpointError(
+            f"ckpt_path={path} cannot be read as a sharded checkpoint ({error}). Pass a whole "
+            "step-N/ folder, or ckpt_path=last to take the newest readable one in the run's "
+            "folder."
+        ) from None

@@ -4,7 +4,9 @@ The loop asks it (``resume()``, ``due(...)``, ``save(...)``, ``save_best(...)``)
 holding its policy. The file format and the files (``step-N.pt``, ``last.pt``, ``best.pt``, the
 newest ``checkpoint.keep_last`` step files kept) are ``checkpoint.py``'s; the divergence guard
 (``divergence.py``) checks the loss and the weights before every write, so no file ever holds
-NaN weights.
+NaN weights. A sharded model (``trainer.strategy=fsdp``) is saved as ``step-N/`` folders by
+every rank at once (``sharded.py``; the ``_write_sharded`` branch), and a resume is refused
+when the world size or the strategy differs from the checkpoint's.
 
 With ``trainer.ema`` the snapshot holds ``ema`` too (``ema.py``); with ``checkpoint.async_save``
 the step copies the snapshot to CPU memory and a background thread writes it (``async_save.py``):
@@ -23,7 +25,7 @@ from torch import nn
 from ..errors import CheckpointError
 from ..tasks import Task
 from ..tracking.run_info import flatten, mask_config
-from . import checkpoint, distributed, divergence, resume
+from . import checkpoint, distributed, divergence, fsdp, resume, sharded
 from . import ema as averaging
 from .async_save import Writer, copied
 
@@ -76,6 +78,8 @@ class Checkpointer:
         # The run's config as every checkpoint keeps it: resolved and masked once (~1 ms).
         self.config = mask_config(OmegaConf.to_container(cfg, resolve=True))  # no secrets
         self.saved: tuple[int, Path | None] | None = None  # the last step file: (step, path)
+        self.sharded = fsdp.is_sharded(model)  # FSDP: step-N/ folders (sharded.py)
+        self.strategy = strategy(ctx.world_size, self.sharded)
         self.ema = ema  # the average of the weights, saved as ``ema`` (None: off)
         self.writer = Writer() if cfg.checkpoint.get("async_save") else None
         if self.writer is not None:  # a diverged run renames the file being written: wait
@@ -109,6 +113,7 @@ class Checkpointer:
                 "differ, so the resume would not be exact. Resume with the same number of "
                 "processes, or start a new run (ckpt_path=null) and load the weights yourself."
             )
+        self._check_strategy(saved, path)
         self._load_state(saved, path)
         checkpoint.set_rng_state(saved["rng"][self.ctx.rank])
         if "train_log" in saved:  # checkpoints of an older version have none
@@ -123,8 +128,11 @@ class Checkpointer:
         current = OmegaConf.to_container(self.cfg, resolve=True)
         applied = resume.check(saved.get("config"), current, path)  # type: ignore[arg-type]
         try:
-            self.model.load_state_dict(saved["model"])
-            self.optimizer.load_state_dict(saved["optimizer"])
+            if "sharded" in saved:  # a step-N/ folder: every rank loads its shards
+                sharded.load(self.model, self.optimizer, path)
+            else:
+                self.model.load_state_dict(saved["model"])
+                self.optimizer.load_state_dict(saved["optimizer"])
             self.scheduler.load_state_dict(saved["scheduler"])
             if saved.get("scaler") and self.scaler.is_enabled():
                 self.scaler.load_state_dict(saved["scaler"])
@@ -180,6 +188,8 @@ class Checkpointer:
     ) -> Path | None:
         self.guard.check(window.loss, self.model, self.optimizer, state.global_step)  # no NaN
         snap = self.snapshot(state, window, validator)
+        if self.sharded:
+            return self._write_sharded(snap, state.global_step, step_file=step_file, best=best)
         path = None
         if self.ctx.is_main:
             write: Any = checkpoint.save if step_file else checkpoint.save_best
@@ -206,6 +216,7 @@ class Checkpointer:
             "rng": distributed.gather_objects(checkpoint.rng_state()),
             "config": self.config,
             "world_size": self.ctx.world_size,
+            "strategy": self.strategy,  # fsdp, ddp or none (one process)
             "target_scale": None,  # what the task learnt from the data (regression: its scale)
             **self.task.state_dict(),
             "feature_scale": self.feature_scale,
@@ -214,3 +225,44 @@ class Checkpointer:
             # run would have (the loss window spans the interruption).
             "train_log": {**window.state_dict(), **validator.state_dict()},
         }
+
+    # ---- sharded checkpoints (trainer.strategy=fsdp: sharded.py) -------------------------------
+
+    def _write_sharded(
+        self, snap: dict[str, Any], step: int, *, step_file: bool, best: bool
+    ) -> Path | None:
+        """``step-N/`` (and ``best/``, hard links to it), or ``best/`` alone: every rank writes
+        its shards, rank 0 ``trainer.pt``; the path on rank 0, else None."""
+        fsdp.sync_buffers(self.model)  # rank 0's batch-norm statistics, saved once for all
+        rest = {k: v for k, v in snap.items() if k not in ("model", "optimizer")}
+        main, folder = self.ctx.is_main, self.folder
+        name = f"step-{step}" if step_file else "best"
+        path = sharded.save(self.model, self.optimizer, rest, folder, name, main)
+        if main and step_file:
+            if best:
+                sharded.link_best(path, folder)
+            sharded.prune(folder, self.cfg.checkpoint.keep_last)
+        distributed.barrier()
+        return path if main else None
+
+    def _check_strategy(self, saved: dict[str, Any], path: Path) -> None:
+        """Refuse a checkpoint of another strategy: sharded and whole states do not load into
+        each other, and a resume must continue the same run."""
+        default = "ddp" if saved.get("world_size", 1) > 1 else "none"
+        theirs = saved.get("strategy", default)
+        if theirs != self.strategy:
+            raise CheckpointError(
+                f"{path} was written with strategy {theirs}, this run uses {self.strategy} "
+                f"(trainer.strategy={self.cfg.trainer.get('strategy', 'ddp')}, "
+                f"{self.ctx.world_size} process(es)): its model and optimizer states are laid "
+                "out differently, so the resume would not be exact. Resume with the strategy "
+                "and the number of processes it was written with; for its weights alone, "
+                "consolidate it (python -m <package>.consolidate) and start a new run."
+            )
+
+
+def strategy(world_size: int, sharded_model: bool) -> str:
+    """How the ranks held the model: ``fsdp``, ``ddp`` or ``none`` (one process)."""
+    if sharded_model:
+        return "fsdp"
+    return "ddp" if world_size > 1 else "none"

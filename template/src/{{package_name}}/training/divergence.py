@@ -50,10 +50,18 @@ def state_tensors(model: nn.Module, optimizer: torch.optim.Optimizer) -> Iterato
 
 def first_nonfinite(model: nn.Module, optimizer: torch.optim.Optimizer) -> str | None:
     """The name of the first non-finite tensor, or None; one transfer from the device."""
-    tensors = [(n, t) for n, t in state_tensors(model, optimizer) if t.is_floating_point()]
+    tensors = [(n, _local(t)) for n, t in state_tensors(model, optimizer)]
+    tensors = [(n, t) for n, t in tensors if t.is_floating_point()]
     if not tensors or torch.stack([torch.isfinite(t).all() for _, t in tensors]).all().item():
         return None
     return next(n for n, t in tensors if not torch.isfinite(t).all())
+
+
+def _local(tensor: torch.Tensor) -> torch.Tensor:
+    """This rank's shard of an FSDP tensor (a DTensor): each rank checks its own, and the ranks
+    agree on the answer (``any_rank``)."""
+    to_local = getattr(tensor, "to_local", None)
+    return to_local() if to_local is not None else tensor
 
 
 class Guard:
@@ -120,7 +128,7 @@ class Guard:
 def set_aside(path: Path) -> None:
     """Rename ``path`` to ``<name>.diverged``; point last.pt at the newest step file left."""
     folder = path.parent
-    if path.is_file():
+    if path.exists():  # a step-N.pt file, or a sharded step-N/ folder (FSDP)
         path.replace(path.with_name(path.name + ".diverged"))
     remaining = checkpoint.step_files(folder)
     if remaining:

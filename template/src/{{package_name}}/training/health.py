@@ -131,7 +131,7 @@ class HealthMonitor:
         self._hooks = []
         norms = []
         for _, params in self._layers:
-            grads = [p.grad for p in params if p.grad is not None]
+            grads = [_local(p.grad) for p in params if p.grad is not None]
             if grads:
                 norms.append(_norm(grads))
             else:  # not in this step's graph
@@ -147,7 +147,7 @@ class HealthMonitor:
         self._dead = dict(zip(self._alive, dead_values, strict=True))
         self._alive = {}
         self._skip = self.skips_nonfinite and not all(map(math.isfinite, grad_norms))
-        self._before = [p.detach().clone() for _, params in self._layers for p in params]
+        self._before = [_local(p.detach()).clone() for _, params in self._layers for p in params]
 
     def after_step(self, step: int) -> int:
         """Update ratios; warns, logs; returns the next step to sample."""
@@ -287,7 +287,7 @@ class HealthMonitor:
         return (step // self.every + 1) * self.every
 
     def _update_ratios(self) -> dict[str, float]:
-        params = [p.detach() for _, ps in self._layers for p in ps]
+        params = [_local(p.detach()) for _, ps in self._layers for p in ps]
         if not params:
             return {}
         deltas = [(p - b).norm() for p, b in zip(params, self._before, strict=True)]
@@ -372,6 +372,13 @@ def _floats(tensors: list[torch.Tensor]) -> list[float]:
     if len({t.device for t in tensors}) > 1:
         tensors = [t.cpu() for t in tensors]
     return torch.stack([t.float() for t in tensors]).tolist()
+
+
+def _local(tensor: torch.Tensor) -> torch.Tensor:
+    """This rank's shard of an FSDP parameter or gradient (a DTensor), else the tensor: the
+    monitors run on rank 0 alone, so under FSDP they measure rank 0's shards (no collective)."""
+    to_local = getattr(tensor, "to_local", None)
+    return to_local() if to_local is not None else tensor
 
 
 def _norm(tensors: list[torch.Tensor]) -> torch.Tensor:

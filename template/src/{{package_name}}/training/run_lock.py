@@ -91,7 +91,11 @@ def hold(output_dir: Path, ckpt_path: str | None, ctx: distributed.Context) -> R
 def _earlier_run(output_dir: Path, ckpt_path: str | None) -> str | None:
     """Why a new run may not start in ``output_dir`` (None: it may)."""
     folder = output_dir / "checkpoints"
-    if ckpt_path == "last" or not folder.is_dir() or not any(folder.glob("*.pt")):
+    # Single files, or the step-N/ and best/ folders of a sharded (FSDP) run.
+    found = (
+        any(folder.glob("*.pt")) or any(folder.glob("*/trainer.pt")) if folder.is_dir() else False
+    )
+    if ckpt_path == "last" or not found:
         return None
     return (
         f"{output_dir} holds the checkpoints of an earlier run ({folder}): a new run there "

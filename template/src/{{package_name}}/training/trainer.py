@@ -19,7 +19,6 @@ a checkpoint) resumes with ``ckpt_path=last`` and ends with the same parameters,
 a run that was never stopped.
 """
 
-import contextlib
 import json
 import logging
 import math
@@ -41,7 +40,7 @@ from ..models.build import instantiate as _instantiate
 from ..models.build import load_pretrained, without_dropout
 from ..tracking.base import Logger, NullLogger
 from ..tracking.run_info import flatten
-from . import checkpoint, distributed, finetuning, loading
+from . import checkpoint, distributed, finetuning, fsdp, loading, sharded
 from . import ema as averaging
 from . import precision as amp
 from .checkpointer import Checkpointer, TrainerState
@@ -113,10 +112,11 @@ def fit(
     if ctx.is_main and (state.global_step == 0 or getattr(logger, "resumed", True) is False):
         logger.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
     bar = _progress(run.total_steps, state.global_step, ctx.is_main and t.enable_progress_bar)
+    grid = task.images and not ckpt.sharded  # drawn by rank 0 alone: not with a sharded model
     health = HealthMonitor(  # gradients, updates, dead units, loss trends: see health.py
         model, t.get("health"), logger, enabled=ctx.is_main, start_step=state.global_step,
         output_dir=output_dir, precision=precision, skips_nonfinite=scaler.is_enabled(),
-        samples=loading.first_rows(data.val_set, t.health) if task.images else None,
+        samples=loading.first_rows(data.val_set, t.health) if grid else None,
         decode=task.decode,
     )  # fmt: skip
     health_at = health.next_step  # the next optimizer step it measures (-1: none)
@@ -140,8 +140,7 @@ def fit(
                 sampled = state.global_step + 1 == health_at  # a step the monitors measure
                 if sampled:
                     health.attach()  # forward hooks on the ReLUs (dead units), this step only
-                sync = step_ends or ctx.world_size == 1
-                with contextlib.nullcontext() if sync else net.no_sync():  # type: ignore[operator]
+                with fsdp.no_sync(net, skip=not step_ends):  # DDP's no_sync, FSDP's, or none
                     with amp.autocast(precision, device):
                         outputs = net(inputs)
                     loss = task.loss(outputs.float(), task.encode(targets))
@@ -159,6 +158,7 @@ def fit(
                 if clip is not None or log_now:
                     limit = clip if clip is not None else math.inf
                     grad_norm = nn.utils.clip_grad_norm_(model.parameters(), limit)
+                    grad_norm = fsdp.whole_tensor(grad_norm)  # FSDP: a DTensor, made whole
                 scaler.step(optimizer)
                 scaler.update()
                 scheduler.step()
@@ -225,12 +225,18 @@ def fit(
     metrics = {**window.metrics, **val_metrics, "step": float(state.global_step)}
     if t.test_after_fit:
         best_path = ckpt.folder / "best.pt"
-        if run.checkpoints and best_path.is_file():
+        if run.checkpoints and ckpt.sharded and (ckpt.folder / "best").is_dir():
+            sharded.load(model, None, ckpt.folder / "best")  # every rank its shards
+        elif run.checkpoints and best_path.is_file():
             model.load_state_dict(checkpoint.weights(checkpoint.load_file(best_path)))
         test = load_shards(cfg, task, run, ctx, "test")
         metrics.update(evaluate(net, test, "test", task, precision, device))
+    if task.text and ckpt.sharded:  # rank 0 measures alone: a whole copy (a collective)
+        whole = fsdp.gather_whole(model, lambda: tasks.build_model(cfg).to(device), ctx.is_main)
+    else:
+        whole = model
     if ctx.is_main and task.text:  # tokenizer, shape, inference times, sample predictions
-        _record_text(cfg, model, task, data.val_set, logger, state.global_step, device)
+        _record_text(cfg, whole, task, data.val_set, logger, state.global_step, device)
     if ctx.is_main:
         logger.log_metrics(metrics, step=state.global_step)
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -256,7 +262,8 @@ def _averaged(ema: averaging.EMA | None) -> contextlib.AbstractContextManager[An
 
 
 def _model(cfg: DictConfig, run: Plan, ctx: distributed.Context) -> tuple[nn.Module, nn.Module]:
-    """The model on its device, and the module to call: itself, or its DDP wrapper."""
+    """The model on its device, and the module to call: itself, its DDP wrapper, or itself
+    sharded by FSDP (``fsdp.py``)."""
     model = tasks.build_model(cfg)
     load_pretrained(model)  # a backbone's weights (a hub, a file): a new run's starting point
     model = model.to(ctx.device)
@@ -267,6 +274,11 @@ def _model(cfg: DictConfig, run: Plan, ctx: distributed.Context) -> tuple[nn.Mod
     if cfg.trainer.compile:
         model.compile()  # in place: the state-dict keys stay those of the plain model
     if ctx.world_size == 1:
+        if cfg.trainer.get("strategy") == "fsdp":
+            log.info("trainer.strategy=fsdp is ignored in one process: nothing to shard")
+        return model, model
+    if cfg.trainer.get("strategy") == "fsdp":  # sharded in place: the model is the module to call
+        model = fsdp.shard(model, amp.check(cfg.trainer.precision), cfg.trainer.fsdp)
         return model, model
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
     unused = finetuning.freezes(model)  # a frozen backbone's parameters get no gradient
