@@ -19,6 +19,7 @@ a checkpoint) resumes with ``ckpt_path=last`` and ends with the same parameters,
 a run that was never stopped.
 """
 
+import contextlib
 import json
 import logging
 import math
