@@ -32,8 +32,8 @@ from .data.checks import DataValidationError, read_stats
 from .data.images import preprocess_for
 from .data.schemas import schemas_for
 from .errors import CheckpointError, ConfigError
+from .models.build import served_weights
 from .models.predictor import ImagePredictor, Predictor, TextPredictor
-from .training.checkpoint import weights as checkpoint_weights
 
 # ---- checkpoints --------------------------------------------------------------------------------
 
@@ -158,7 +158,7 @@ def check_checkpoint(state: dict[str, Any], path: Path) -> None:
     averaged = state.get("ema")
     if averaged is not None and not (isinstance(averaged, dict) and "model" in averaged):
         raise CheckpointError(f"{path}: 'ema' is not the trainer's EMA (its 'model', 'steps').")
-    weights = checkpoint_weights(state)  # the EMA's when there is one: those are served
+    weights = served_weights(state)  # the EMA's when there is one: those are served
     if not isinstance(weights, dict):
         raise CheckpointError(f"{path}: 'model' is not a state dict of weights.")
     for name, tensor in weights.items():
@@ -224,7 +224,7 @@ def restore_model(state: dict[str, Any], path: Path, accelerator: str):
     check_checkpoint(state, path)  # whoever calls this: only the project's own models
     model = tasks.build_model(OmegaConf.create(state["config"]))
     try:
-        model.load_state_dict(checkpoint_weights(state))
+        model.load_state_dict(served_weights(state))
     except RuntimeError as error:
         raise CheckpointError(
             f"{path}: the weights do not fit the model its config describes "

@@ -53,3 +53,13 @@ def instantiate(node: DictConfig, group: str, **kwargs: Any) -> Any:
         return hydra_instantiate(node, _convert_="all", **kwargs)
     except InstantiationException as error:
         raise ConfigError(f"configs/{group}/ cannot be instantiated: {error}") from None
+
+
+def served_weights(state: dict[str, Any]) -> dict[str, Any]:
+    """The weights of a checkpoint to evaluate and serve: the EMA's (``trainer.ema``) when it
+    has them, since validation chose ``best.pt`` on them; else the raw ``model``. Here, below
+    both, so that training and inference read a checkpoint's weights the same way."""
+    averaged = state.get("ema")
+    if isinstance(averaged, dict) and "model" in averaged:
+        return averaged["model"]
+    return state["model"]

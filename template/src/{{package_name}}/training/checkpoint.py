@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
+from ..models.build import served_weights as weights  # noqa: F401 (training's name for it)
 
 FORMAT_VERSION = 1
 _STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
@@ -150,15 +151,6 @@ def load_file(path: Path) -> dict[str, Any]:
     if missing:
         raise ValueError(f"not a checkpoint of this trainer: missing {sorted(missing)}")
     return state
-
-
-def weights(state: dict[str, Any]) -> dict[str, Any]:
-    """The weights to evaluate and serve: the EMA's (``trainer.ema``) when the checkpoint has
-    them, since validation chose ``best.pt`` on them; else the raw ``model``."""
-    averaged = state.get("ema")
-    if isinstance(averaged, dict) and "model" in averaged:
-        return averaged["model"]
-    return state["model"]
 
 
 def resolve(ckpt_path: str | None, checkpoint_dir: Path) -> tuple[dict[str, Any], Path] | None:

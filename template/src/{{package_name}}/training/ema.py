@@ -9,8 +9,8 @@ fade quickly; without it the average starts from the initial weights at the full
 Validation (early stopping, ``best.pt``), the final validation and the test measure the averaged
 weights (``applied``) while the raw weights keep training. A checkpoint keeps both: ``model``
 (raw, what a resume continues) and ``ema`` (``{"model": <state dict>, "steps": n}``, the same keys
-as ``model``); evaluate, predict and export read ``ema`` when it is there (``checkpoint.weights``,
-which ``inference.restore_model`` uses).
+as ``model``); evaluate, predict and export read ``ema`` when it is there
+(``models.build.served_weights``, which ``inference.restore_model`` uses).
 
 Hand-written rather than ``torch.optim.swa_utils.AveragedModel`` + ``get_ema_multi_avg_fn``:
 that one averages integer buffers too (``lerp`` on int64 fails) unless buffers are left out
