@@ -169,6 +169,17 @@ def evaluate(
     }
     train_texts = load("train").texts if text else None
 
+    quantized = None
+    spec = settings.get("quantization") or {}
+    if spec.get("enabled", True):
+        # The int8 copy against the float model, on the test split (evaluation/quantization.py).
+        from .evaluation import quantization
+
+        test = splits["test"]
+        quantized = quantization.compare(
+            model, test.x, test.y, task, spec, int(cfg.data.batch_size)
+        )
+
     try:
         results = suite.run(
             settings,
@@ -190,6 +201,9 @@ def evaluate(
         raise ConfigError(
             f"configs/evaluation/ cannot be used with this data: {type(error).__name__}: {error}"
         ) from None
+    if quantized is not None:
+        results.quantization = quantized
+        results.metrics.update(quantized.metrics())
     files = report.write(
         results,
         cfg.paths.reports_dir,
