@@ -173,11 +173,26 @@ def evaluate(
     spec = settings.get("quantization") or {}
     if spec.get("enabled", True):
         # The int8 copy against the float model, on the test split (evaluation/quantization.py).
+        import torch
+
         from .evaluation import quantization
 
-        test = splits["test"]
+        test, cpu = splits["test"], torch.device("cpu")
+
+        def cpu_outputs(copy) -> np.ndarray:  # as the test outputs above, on the CPU
+            if text:
+                return text_outputs(copy, cpu, task, test.texts)
+            return model_outputs(copy, test.x, cpu, task)
+
         quantized = quantization.compare(
-            model, test.x, test.y, task, spec, int(cfg.data.batch_size)
+            model,
+            test.x,
+            test.y,
+            task,
+            spec,
+            int(cfg.data.batch_size),
+            outputs=cpu_outputs,
+            float_outputs=test.output if device.type == "cpu" else None,
         )
 
     try:

@@ -51,7 +51,7 @@ class Measurement:
     """One model on the test split."""
 
     metric: float  # the task's main metric
-    loss: float  # the task's training loss, averaged over the rows
+    loss: float  # the task's error (Task.error): log loss, or the mean absolute error
     size_bytes: int  # its state dict serialized with torch.save
     latency_s: float  # median seconds per batch of ``batch_size`` rows
     latency_range_s: tuple[float, float]  # fastest and slowest of the repeats
@@ -70,6 +70,7 @@ class Quantization:
     batch_size: int
     threads: int  # torch.get_num_threads() while measuring
     repeats: int = REPEATS  # timed batches per model
+    error_name: str = "loss"  # what Measurement.loss is (Task.error_name)
     float: Measurement | None = None
     int8: Measurement | None = None  # None: nothing in the model could be quantized
 
@@ -210,9 +211,17 @@ def compare(
     task: Task,
     settings: dict[str, Any],
     batch_size: int,
+    outputs: Callable[[nn.Module], np.ndarray] | None = None,
+    float_outputs: np.ndarray | None = None,
 ) -> Quantization:
-    """The float ``model`` against its int8 copy on the test ``inputs`` (as the model takes them)
-    and ``targets`` (one per row, as the evaluation holds them), both on the CPU."""
+    """The float ``model`` against its int8 copy on the test split, both on the CPU.
+
+    ``inputs``: the test rows as the model takes them (the latency's batch is the first
+    ``batch_size``); ``targets``: one per row, as the evaluation holds them. ``outputs(model)``
+    gives a model's outputs on the whole split as ``Task.for_evaluation`` does (by default: the
+    inputs in batches); ``float_outputs``: the float model's, when the caller has them already
+    (``evaluate``'s, on the CPU), so that only the int8 copy runs over the whole split.
+    """
     method = str(settings.get("method", "dynamic_int8"))
     float_model = copy.deepcopy(model).cpu().eval()
     quantized, names = quantize(float_model, method)
@@ -226,43 +235,54 @@ def compare(
         quantized_share=sum(counted.get(name, 0) for name in names) / max(1, sum(counted.values())),
         batch_size=int(batch_size),
         threads=torch.get_num_threads(),
+        error_name=task.error_name,
     )
     if not names:
         return result
-    encoded = task.encode(task.targets(np.asarray(targets)))
-    result.float = measure(float_model, inputs, encoded, targets, task, batch_size)
-    result.int8 = measure(quantized, inputs, encoded, targets, task, batch_size)
+    run = outputs or (lambda m: _outputs(m, inputs, task))
+    batch = _tensor(np.asarray(inputs[:batch_size]))
+    targets = np.asarray(targets)
+    with torch.no_grad():
+        found = float_outputs if float_outputs is not None else run(float_model)
+        result.float = measure(float_model, found, targets, task, batch)
+        result.int8 = measure(quantized, run(quantized), targets, task, batch)
     return result
 
 
 def measure(
     model: nn.Module,
-    inputs: np.ndarray,
-    encoded: torch.Tensor,
+    outputs: np.ndarray,
     targets: np.ndarray,
     task: Task,
-    batch_size: int,
+    batch: torch.Tensor,
     repeats: int = REPEATS,
 ) -> Measurement:
-    """``model``'s main metric, loss, serialized size and latency per batch, on the CPU."""
-    x = torch.as_tensor(np.asarray(inputs))
-    x = x if x.dtype in (torch.int32, torch.int64) else x.float()  # token ids stay ids
+    """``model``'s main metric and loss from its ``outputs`` (``Task.for_evaluation``'s), its
+    serialized size and its latency on ``batch``, on the CPU."""
+    outputs = np.asarray(outputs, dtype=np.float64)
     with torch.no_grad():
-        outputs = torch.cat([model(x[i : i + 1024]).float() for i in range(0, len(x), 1024)])
-        labels = encoded.float() if encoded.is_floating_point() else encoded  # class ids stay
-        loss = float(task.loss(outputs, labels, reduction="mean"))
-        answers = task.for_evaluation(outputs).numpy().astype(np.float64)
-        metric = task.main_score(answers, np.asarray(targets))
-        times = _latencies(lambda: model(x[:batch_size]), repeats)
+        times = _latencies(lambda: model(batch), repeats)
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     return Measurement(
-        metric=float(metric),
-        loss=loss,
+        metric=float(task.main_score(outputs, targets)),
+        loss=float(task.error(outputs, targets)),  # log loss, or the mean absolute error
         size_bytes=buffer.getbuffer().nbytes,
         latency_s=statistics.median(times),
         latency_range_s=(min(times), max(times)),
     )
+
+
+def _tensor(inputs: np.ndarray) -> torch.Tensor:
+    x = torch.as_tensor(inputs)
+    return x if x.dtype in (torch.int32, torch.int64) else x.float()  # token ids stay ids
+
+
+def _outputs(model: nn.Module, inputs: np.ndarray, task: Task) -> np.ndarray:
+    """``model``'s outputs on ``inputs`` as ``Task.for_evaluation`` gives them."""
+    with torch.no_grad():
+        parts = [model(_tensor(inputs[i : i + 1024])).float() for i in range(0, len(inputs), 1024)]
+    return task.for_evaluation(torch.cat(parts)).numpy().astype(np.float64)
 
 
 def _latencies(call: Callable[[], Any], repeats: int) -> list[float]:
