@@ -88,7 +88,7 @@ class Quantization:
     def metric_drop(self) -> float:
         """How much worse the int8 model's main metric is (negative: it is better)."""
         change = self.int8.metric - self.float.metric
-        return -change if self.higher_is_better else change
+        return (-change if self.higher_is_better else change) + 0.0  # + 0.0: no -0
 
     @property
     def within_tolerance(self) -> bool:
