@@ -9,7 +9,8 @@ rows (each run: the median of 5 timed batches; the figures: the median over runs
 of the run medians), the main metric's change and the time ``compare`` takes. Torch uses the
 threads ``OMP_NUM_THREADS`` allows.
 
-A measurement, not a test: ``OMP_NUM_THREADS=2 python benchmarks/quantization.py [--runs 3]``.
+A measurement, not a test: ``OMP_NUM_THREADS=1 python benchmarks/quantization.py [--runs 5]`` (one
+thread: on a shared 2-core machine two threads per process make the latencies swing tenfold).
 """
 
 from __future__ import annotations
