@@ -126,6 +126,7 @@ HOW_TO_PAGES = [
     "multirun",
     "fsdp",
     "own-data",
+    "quantize",
     "remote-stores",
     "slurm",
 ]
@@ -352,6 +353,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/evaluation/importance.py",
         f"{pkg}/evaluation/metrics.py",
         f"{pkg}/evaluation/plots.py",
+        f"{pkg}/evaluation/quantization.py",
         f"{pkg}/evaluation/report.md.j2",
         f"{pkg}/evaluation/report.py",
         f"{pkg}/evaluation/results.py",
@@ -361,6 +363,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/evaluation/thresholds.py",
         "tests/test_evaluation.py",
         "tests/test_evaluation_entry.py",
+        "tests/test_quantization.py",
     }
     if answers["task"] == "text_classification":  # edits of raw text, the bag-of-words baseline
         files.add("tests/test_text_evaluation.py")

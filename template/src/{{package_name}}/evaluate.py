@@ -169,6 +169,32 @@ def evaluate(
     }
     train_texts = load("train").texts if text else None
 
+    quantized = None
+    spec = settings.get("quantization") or {}
+    if spec.get("enabled", True):
+        # The int8 copy against the float model, on the test split (evaluation/quantization.py).
+        import torch
+
+        from .evaluation import quantization
+
+        test, cpu = splits["test"], torch.device("cpu")
+
+        def cpu_outputs(copy) -> np.ndarray:  # as the test outputs above, on the CPU
+            if text:
+                return text_outputs(copy, cpu, task, test.texts)
+            return model_outputs(copy, test.x, cpu, task)
+
+        quantized = quantization.compare(
+            model,
+            test.x,
+            test.y,
+            task,
+            spec,
+            int(cfg.data.batch_size),
+            outputs=cpu_outputs,
+            float_outputs=test.output if device.type == "cpu" else None,
+        )
+
     try:
         results = suite.run(
             settings,
@@ -190,6 +216,9 @@ def evaluate(
         raise ConfigError(
             f"configs/evaluation/ cannot be used with this data: {type(error).__name__}: {error}"
         ) from None
+    if quantized is not None:
+        results.quantization = quantized
+        results.metrics.update(quantized.metrics())
     files = report.write(
         results,
         cfg.paths.reports_dir,

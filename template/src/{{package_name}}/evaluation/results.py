@@ -219,3 +219,5 @@ class Results:
     classification: ClassificationSections | None = None
     images: bool = False  # the task's inputs are images (Task.images): the report draws some
     text: bool = False  # the task's inputs are texts (Task.text): the report quotes some
+    # The int8 copy against the float model (quantization.Quantization; None: not asked for).
+    quantization: Any = None
