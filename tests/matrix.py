@@ -118,6 +118,7 @@ HOW_TO_PAGES = [
     "add-a-task",
     "add-model",
     "compare-models",
+    "distill",
     "distributed",
     "docker",
     "fine-tune-text",
@@ -289,6 +290,12 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         for name in ("checkpointer", "plan", "profiler", "splits", "validator", "window")
     }
     files.add("tests/test_trainer_parts.py")
+    # knowledge distillation (experiment=distill: a small student from a teacher's checkpoint)
+    files |= {
+        f"{pkg}/training/distillation.py",
+        "configs/experiment/distill.yaml",
+        "tests/test_distillation.py",
+    }
     # train-time augmentation (data.augment, data.augment_on)
     files |= {f"{pkg}/data/augmentation.py", "tests/test_augmentation.py"}
     # tuning
