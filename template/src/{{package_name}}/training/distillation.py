@@ -122,7 +122,10 @@ def criterion(
     if not settings.get("teacher_ckpt"):
         return TaskLoss(task)
     device = device or torch.device("cpu")
-    teacher, md5 = load_teacher(cfg, task, device, feature_scale)
+    # Building the teacher draws initial weights that its checkpoint's then replace: the
+    # generators stay as they were, so the student's run is the same with or without one.
+    with torch.random.fork_rng(devices=[]):
+        teacher, md5 = load_teacher(cfg, task, device, feature_scale)
     return Distiller(task, teacher, settings.temperature, settings.weight, precision, device, md5)
 
 
