@@ -119,6 +119,7 @@ HOW_TO_PAGES = [
     "add-model",
     "async-checkpoints",
     "compare-models",
+    "distill",
     "distributed",
     "docker",
     "ema",
@@ -304,6 +305,12 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/training/fsdp.py",
         f"{pkg}/training/sharded.py",
         f"{pkg}/consolidate.py",
+    }
+    # knowledge distillation (experiment=distill: a small student from a teacher's checkpoint)
+    files |= {
+        f"{pkg}/training/distillation.py",
+        "configs/experiment/distill.yaml",
+        "tests/test_distillation.py",
     }
     # train-time augmentation (data.augment, data.augment_on)
     files |= {f"{pkg}/data/augmentation.py", "tests/test_augmentation.py"}

@@ -229,8 +229,10 @@ class HealthMonitor:
     ) -> dict[str, float]:
         """The generalisation gap (every rank); history and sample predictions (rank 0)."""
         gap = {}
-        if "train/loss" in train_metrics and "val/loss" in val_metrics:
-            gap["val/generalisation_gap"] = val_metrics["val/loss"] - train_metrics["train/loss"]
+        # Like with like: under distillation train/loss is a blend, train/task_loss the task's.
+        train_loss = train_metrics.get("train/task_loss", train_metrics.get("train/loss"))
+        if train_loss is not None and "val/loss" in val_metrics:
+            gap["val/generalisation_gap"] = val_metrics["val/loss"] - train_loss
         if not self.active:
             return gap
         self.history["val"].append({"step": step, **val_metrics, **gap})

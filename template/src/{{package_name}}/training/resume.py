@@ -33,6 +33,10 @@ from ..tracking.run_info import MASK, flatten
 #: Never compared: they may differ between the two halves of one run (another folder, store).
 NOT_COMPARED = ("paths", "logger", "ckpt_path", "hydra", "hparams_search")
 
+#: Recorded by the trainer, not given: compared only where both configs hold them (the check
+#: before the trainer starts has none yet). A resume with another teacher file is refused.
+RECORDED = ("distillation.teacher_md5",)
+
 #: Applied on resume: they say how long, how watched and how saved, not what is trained.
 APPLIED = (
     "trainer.max_epochs",
@@ -85,6 +89,8 @@ def changes(saved: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, t
         if within(key, NOT_COMPARED):
             continue
         before, after = old.get(key, _ABSENT), new.get(key, _ABSENT)
+        if within(key, RECORDED) and _ABSENT in (before, after):
+            continue
         if before == after or _masked(before) or _masked(after):
             continue
         if before is _ABSENT and _is_default(key, after):

@@ -41,7 +41,7 @@ from ..models.build import instantiate as _instantiate
 from ..models.build import load_pretrained, without_dropout
 from ..tracking.base import Logger, NullLogger
 from ..tracking.run_info import flatten
-from . import checkpoint, distributed, finetuning, fsdp, loading, sharded
+from . import checkpoint, distillation, distributed, finetuning, fsdp, loading, sharded
 from . import ema as averaging
 from . import precision as amp
 from .checkpointer import Checkpointer, TrainerState
@@ -94,6 +94,9 @@ def fit(
     run = data.plan  # the debug modes are presets of it
     fit_task(task, data.train_set)  # what encode needs (regression: the mean and std)
     model, net = _model(cfg, run, ctx)
+    # The loss of a micro-batch: the task's, or blended with a teacher's outputs (distillation).
+    criterion = distillation.criterion(cfg, task, precision, device, data.feature_scale)
+    cfg = criterion.recorded(cfg)  # the teacher's md5 beside its path: checkpoints, params
     optimizer = finetuning.optimizer(_instantiate(cfg.optimizer, "optimizer"), model)
     scheduler = _instantiate(cfg.scheduler, "scheduler")(optimizer, total_steps=run.total_steps)
     scaler = amp.grad_scaler(precision, device)
@@ -144,7 +147,7 @@ def fit(
                 with fsdp.no_sync(net, skip=not step_ends):  # DDP's no_sync, FSDP's, or none
                     with amp.autocast(precision, device):
                         outputs = net(inputs)
-                    loss = task.loss(outputs.float(), task.encode(targets))
+                    loss = criterion(outputs, inputs, targets)
                     scaler.scale(loss / accumulate if accumulate > 1 else loss).backward()
                 window.add(loss)  # checked at every log point and before every save
                 if not step_ends:
@@ -181,6 +184,7 @@ def fit(
                     lr = optimizer.param_groups[0]["lr"]
                     logged = window.read(state.global_step, state.epoch, lr, grad_norm)
                     logged |= finetuning.learning_rates(optimizer)  # the backbone's, if any
+                    logged |= criterion.read()  # distillation: train/task_loss, train/kd_loss
                     logger.log_metrics(logged, step=state.global_step)
                     health.observe_loss(state.global_step, logged["train/loss"])
                     bar.set_postfix(loss=f"{logged['train/loss']:.4f}", refresh=False)
