@@ -36,16 +36,19 @@ LAYERS: list[tuple[str, list[tuple[str, ...]]]] = [
     ),
     # What runs the layers below as a whole: the search trains trial after trial.
     ("orchestration", [("training.tuning", "training.study")]),
-    # Training a model, measuring one, and serving one (a checkpoint rebuilt for predict,
-    # evaluate and export): three things done with a model, none built on another.
+    # Training a model, measuring one, and delivering one (batch predictions, export): three
+    # things done with a model, none built on another.
     (
-        "training | evaluation | inference",
+        "training | evaluation | delivery",
         [
             ("training",),
             ("evaluation",),
-            ("inference", "batch", "image_batch", "text_batch", "exporting"),
+            ("batch", "image_batch", "text_batch", "exporting"),
         ],
     ),
+    # A checkpoint rebuilt as a model that answers: what evaluate, predict and export serve, and
+    # what a distilled run learns from (its teacher, training/distillation.py).
+    ("inference", [("inference",)]),
     ("tracking", [("tracking",)]),
     ("tasks", [("tasks",)]),
     ("models", [("models",)]),
@@ -161,7 +164,7 @@ def test_the_check_names_each_import_against_the_layers(tmp_path):
         "src/pkg/evaluate.py:1: evaluate (entry point) imports train (entry point): "
         "nothing imports a command",
         "src/pkg/serve.py: serve has no layer: add it to LAYERS (tests/test_layers.py)",
-        "src/pkg/training/loop.py:1: training.loop (training | evaluation | inference) imports "
-        "evaluation.metrics (training | evaluation | inference): the groups of one layer are "
+        "src/pkg/training/loop.py:1: training.loop (training | evaluation | delivery) imports "
+        "evaluation.metrics (training | evaluation | delivery): the groups of one layer are "
         "independent",
     ]
