@@ -108,8 +108,11 @@ def test_make_setup_installs_a_project_that_lints_and_tests_clean(cli_render):
     run(["make", "lint"], cwd=destination)
     run(["pre-commit", "run", "--all-files"], cwd=destination, bin_dir=venv)
     # `make test` is the fast set; `make test-all` (CI) adds the slow set, which
-    # test_generated_slow.py runs once per task with the same pytest command.
-    proc = run(["make", "test"], cwd=destination)
+    # test_generated_slow.py runs once per task with the same pytest command. The fast set
+    # itself runs in the matrix (test_render_matrix.py); here, in the project's own
+    # environment, a few of its tests: collecting every test file imports the package's modules
+    # and the test dependencies, so a dependency missing from pyproject.toml still fails here.
+    proc = run(["make", "test", "ARGS=-k 'config_schema or layers or predict'"], cwd=destination)
     assert re.search(r"\d+ passed, .*\d+ deselected", proc.stdout), proc.stdout
     dry = run(["make", "-n", "test-all"], cwd=destination).stdout
     assert dry.strip() == "python -m pytest", dry
