@@ -22,6 +22,7 @@ rank at each forward, so the ranks validate and save the same ones. In one proce
 
 import contextlib
 import logging
+import sys
 from collections.abc import Callable, Iterator
 
 import torch
@@ -110,6 +111,10 @@ def whole_tensor(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def is_sharded(model: nn.Module) -> bool:
+    # Sharding imports torch.distributed.fsdp; before that no module can be sharded, and
+    # importing it only to ask would add half a second to the start of every run.
+    if "torch.distributed.fsdp" not in sys.modules:
+        return False
     from torch.distributed.fsdp import FSDPModule
 
     return isinstance(model, FSDPModule)
