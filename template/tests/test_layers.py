@@ -32,18 +32,21 @@ LAYERS: list[tuple[str, list[tuple[str, ...]]]] = [
             ("data.validate",),
             ("tracking.resend",),
             ("consolidate",),
+            ("serve",),
+            ("monitor",),
+            ("loadtest",),
         ],
     ),
     # What runs the layers below as a whole: the search trains trial after trial.
     ("orchestration", [("training.tuning", "training.study")]),
-    # Training a model, measuring one, and delivering one (batch predictions, export): three
-    # things done with a model, none built on another.
+    # Training a model, measuring one, and delivering one (batch predictions, export, the HTTP
+    # service and its monitoring): three things done with a model, none built on another.
     (
         "training | evaluation | delivery",
         [
             ("training",),
             ("evaluation",),
-            ("batch", "image_batch", "text_batch", "exporting"),
+            ("batch", "image_batch", "text_batch", "exporting", "serving"),
         ],
     ),
     # A checkpoint rebuilt as a model that answers: what evaluate, predict and export serve, and
@@ -157,14 +160,14 @@ def test_the_check_names_each_import_against_the_layers(tmp_path):
     (package / "evaluation" / "metrics.py").write_text("from .. import errors\n")
     (package / "data" / "load.py").write_text("from . import other\nfrom ..errors import fail\n")
     (package / "data" / "other.py").write_text("import pkg.errors\n")
-    (package / "serve.py").write_text("")
+    (package / "unplaced.py").write_text("")
     found = violations(tmp_path)
     assert found == [
         "src/pkg/errors.py:2: errors (foundation) imports data.load (data): it points up",
         "src/pkg/evaluate.py:1: evaluate (entry point) imports train (entry point): "
         "nothing imports a command",
-        "src/pkg/serve.py: serve has no layer: add it to LAYERS (tests/test_layers.py)",
         "src/pkg/training/loop.py:1: training.loop (training | evaluation | delivery) imports "
         "evaluation.metrics (training | evaluation | delivery): the groups of one layer are "
         "independent",
+        "src/pkg/unplaced.py: unplaced has no layer: add it to LAYERS (tests/test_layers.py)",
     ]

@@ -13,6 +13,7 @@ codes are the same for every command:
 - 4 a non-finite loss or weights (``NonFiniteLossError``)
 - 5 missing or invalid data or input (``DataValidationError``, ``FileNotFoundError``)
 - 6 the tracking store cannot be used (``TrackingError``)
+- 7 ``monitor``: recent inputs drifted from the training data (``DriftError``)
 - 128 + N stopped by signal N (``Interrupted``; training saves a checkpoint first)
 
 The foundation of the package's layers (``tests/test_layers.py``): it imports nothing of the
@@ -65,6 +66,12 @@ class DataValidationError(ProjectError):
     """Data or input fails its checks, or cannot be read; the message is the report."""
 
     exit_code = 5
+
+
+class DriftError(ProjectError):
+    """``monitor``: recent inputs drifted from the training data; the message is the report."""
+
+    exit_code = 7
 
 
 class TrackingError(ProjectError, RuntimeError):

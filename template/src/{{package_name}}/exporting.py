@@ -12,15 +12,25 @@ a traced resize would fix one input size anyway, and each size would need its ow
 """
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig
 
 from .data.schemas import pixel_range, schemas_for
+from .data.version import data_version, file_md5
 from .errors import ConfigError
-from .inference import checkpoint_task, load_checkpoint, predictor, trained_config
+from .inference import (
+    checkpoint_task,
+    feature_scale,
+    load_checkpoint,
+    predictor,
+    trained_config,
+)
+from .tracking.run_info import git_state
 
 EXPORT_METADATA = "predictor.json"
 
@@ -46,6 +56,7 @@ def export_model(cfg: DictConfig) -> Path:
         low, high = pixel_range(data)
         spec = {"pixels": "raw", "pixel_range": [low, high], "layout": "NCHW"}
         spec |= {"dtype": "float32", "shape": ["n", *shape]}
+        spec["resize"] = bool(data.get("resize", True))  # other sizes resized (predict does)
     elif data.get("tokenizer"):
         # Token ids of the checkpoint's tokenizer, padded with 0: n and L both dynamic.
         example = torch.ones(2, 8, dtype=torch.int64)
@@ -54,6 +65,10 @@ def export_model(cfg: DictConfig) -> Path:
         features = schemas_for(data.name)[2]
         example = torch.zeros(2, len(features), dtype=torch.float32)
         spec = {"dtype": "float32", "shape": ["n", len(features)], "columns": features}
+        # The training split's scaling (raw = x * scale + offset): the service's monitoring bins
+        # inputs in these standardised units, as the processed training data is stored.
+        scaling = feature_scale(state, path, cfg.paths.processed_dir, features)
+        spec["feature_scale"] = {"offset": scaling["offset"], "scale": scaling["scale"]}
     batch = torch.export.Dim("batch", min=1)
     dims = {0: batch}
     if data.get("tokenizer"):
@@ -65,6 +80,7 @@ def export_model(cfg: DictConfig) -> Path:
         "data": {"name": data.name, "task": data.task, "target": data.target},
         "input": spec,
         "output": checkpoint_task(state, path).answers_spec(),
+        "versions": versions(state, path, cfg),
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     if data.get("tokenizer"):
@@ -94,6 +110,40 @@ def _text_metadata(state, path, cfg, data, output: Path) -> dict[str, Any]:
             data, task.num_classes, cfg.paths.processed_dir, task.tokenizer_json
         ),
     }
+
+
+def versions(state: dict[str, Any], path: Path, cfg: DictConfig) -> dict[str, Any]:
+    """What the service's ``GET /metadata`` says the model is: the checkpoint (its md5 and
+    training run), the code (git, at export) and the data (the processed files' md5, at export).
+    """
+    import datetime
+
+    return {
+        "checkpoint": {"md5": file_md5(path) if path.is_file() else None},
+        "run_id": (state.get("trainer_state") or {}).get("run_id"),
+        "code": git_state(),
+        "data": data_version(cfg.paths.processed_dir),
+        "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def load_program(path: str | Path) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]]:
+    """``(run, metadata)`` of an exported model, whichever format: ``run(inputs)`` takes a numpy
+    batch as ``metadata["input"]`` describes it and returns the answers as float64 numpy.
+
+    ``.pt2``: torch.export's program; ``.onnx``: an onnxruntime session (CPU).
+    """
+    path = Path(path)
+    if path.suffix == ".pt2":
+        program, metadata = load_exported(path)
+        module = program.module()
+
+        def run(inputs: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return module(torch.as_tensor(inputs)).double().numpy()
+
+        return run, metadata
+    raise ConfigError(f"{path}: expected an exported model, a .pt2 or .onnx file.")
 
 
 def load_exported(path: str | Path) -> tuple[Any, dict[str, Any]]:

@@ -413,6 +413,16 @@ class Quantization:  # post-training quantization (evaluation/quantization.py)
 
 
 @section
+class Registry:  # evaluate's gate to the model registry (evaluation/gate.py, tracking/registry.py)
+    enabled: bool = True  # needs an MLflow logger; skipped, with a note, without one
+    model_name: str = MISSING  # the registered model's name
+    alias: str = "champion"  # the alias that moves to a version that passes the gate
+    metric: str = MISSING  # per data in configs/evaluation/: the metric the gate reads
+    direction: str = setting(MISSING, one_of("maximize", "minimize"))
+    required: float = MISSING  # the value the metric must reach (>= maximize, <= minimize)
+
+
+@section
 class Evaluation:  # configs/evaluation/: some keys are for classification or regression only
     class_names: list[str] | None = MISSING
     n_bins: int = setting(MISSING, positive_int)
@@ -427,6 +437,7 @@ class Evaluation:  # configs/evaluation/: some keys are for classification or re
     feature_importance: FeatureImportance = field(default_factory=FeatureImportance)
     bag_of_words: BagOfWords = field(default_factory=BagOfWords)
     quantization: Quantization = field(default_factory=Quantization)
+    registry: Registry = field(default_factory=Registry)
     examples: int = setting(MISSING, integer(0))
     alpha: float = setting(MISSING, number(above=0, below=1))
     compare_with: list[str] = MISSING
@@ -448,6 +459,32 @@ class Predict(Train):
 @section
 class Export(Train):
     output: str | None = None
+
+
+@section
+class Monitoring:  # what the service logs (serving/monitoring.py) and `monitor` reads (monitor.py)
+    log: str | None = "outputs/serve/requests.jsonl"  # JSON lines of summaries; null: off
+    every_s: float = setting(60.0, number(above=0))  # a summary line at least this often...
+    every_requests: int = setting(1000, positive_int)  # ...or after this many requests
+    window_hours: float | None = setting(None, number(above=0, nullable=True))  # null: whole log
+    min_rows: int = setting(100, positive_int)  # fewer recent inputs: no verdict (exit 0)
+
+
+@section
+class Serve(Train):  # python -m <package>.serve (serving/)
+    model: str = "outputs/pipeline/model.pt2"  # .pt2 (torch.export) or .onnx (onnxruntime)
+    host: str = "127.0.0.1"
+    port: int = setting(8000, integer(0))  # 0: any free port (the log says which)
+    max_batch_size: int = setting(64, positive_int)  # rows per forward pass, across requests
+    max_wait_ms: float = setting(2.0, number(minimum=0))  # a request waits this long for others
+    max_rows: int = setting(1000, positive_int)  # rows, texts or images per request (else 413)
+    max_body_mb: float = setting(10.0, number(above=0))  # request body limit (else 413)
+    monitoring: Monitoring = field(default_factory=Monitoring)
+
+
+@section
+class Monitor(Train):  # python -m <package>.monitor: recent inputs against the training data
+    monitoring: Monitoring = field(default_factory=Monitoring)
 
 
 @section
@@ -477,6 +514,7 @@ class Tune(Train):
 #: Each command's schema (validate reads train's config; so does the trainer's ``fit``).
 SCHEMAS: dict[str, type] = {"train": Train, "validate": Train, "evaluate": Evaluate}
 SCHEMAS |= {"predict": Predict, "export": Export, "tune": Tune}
+SCHEMAS |= {"serve": Serve, "monitor": Monitor}
 
 
 # ---- the check: config.py walks a config against its schema -----------------------------------
