@@ -43,8 +43,10 @@ def test_dvc_pipeline_runs_offline_and_versions_the_data(default_project, tmp_pa
         run(cmd, cwd=project, **env)
 
     first = run([DVC, "repro"], cwd=project, **env)
-    for stage in ["prepare", "validate", "train", "evaluate"]:
+    for stage in ["prepare", "validate", "train", "evaluate", "export"]:
         assert f"Running stage '{stage}'" in first.stdout, stage
+    # The model `make serve` serves by default, with what it was trained on inside.
+    assert (project / "outputs" / "pipeline" / "model.pt2").is_file()
     assert json.loads((project / "reports" / "validation.json").read_text())["passed"] is True
     # The whole pipeline's results: the report, its charts, and one tracked run holding them.
     metrics = json.loads((project / "reports" / "metrics.json").read_text())
@@ -145,5 +147,6 @@ def test_make_repro_without_dvc_runs_the_whole_pipeline(render, tmp_path):
     assert "prepared diabetes" in proc.stdout and "validation passed" in proc.stdout
     assert (project / "data" / "raw" / "diabetes.parquet").is_file()
     assert (project / "outputs" / "pipeline" / "checkpoints" / "best.pt").is_file()
+    assert (project / "outputs" / "pipeline" / "model.pt2").is_file()  # what `make serve` serves
     metrics = json.loads((project / "reports" / "metrics.json").read_text())
     assert metrics["test/r2"] > 0.2  # clearly better than the mean, whose R² is 0
