@@ -4,6 +4,7 @@ template's own tests run (test_copy_cli.py runs setup, lint, test and repro in a
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -59,3 +60,20 @@ def test_ci_installs_the_cpu_build_of_torch_through_make_setup(render, ci):
         env = yaml.safe_load((project.path / ".gitlab-ci.yml").read_text())["variables"]
     assert env["TORCH"] == "cpu"
     assert not any(name.startswith("PIP_") and "INDEX" in name for name in env)
+
+
+def test_the_templates_own_workflow_runs_what_ci_runs():
+    # The template repository's CI on GitHub runs the same entry point as .ci/run's callers, on
+    # every push and pull request, with the Python the README asks for.
+    root = Path(__file__).resolve().parents[1]
+    workflow = yaml.safe_load((root / ".github" / "workflows" / "test.yml").read_text())
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as the boolean true
+    assert set(triggers) == {"push", "pull_request"}
+    (job,) = workflow["jobs"].values()
+    steps = job["steps"]
+    assert steps[0]["uses"].startswith("actions/checkout")
+    python = next(s for s in steps if s.get("uses", "").startswith("actions/setup-python"))
+    assert python["with"]["python-version"] == "3.11"
+    assert steps[-1]["run"] == "bash .ci/run"
+    assert job["timeout-minutes"] >= 90  # .ci/run's budget
+    assert "download.pytorch.org/whl/cpu" in job["env"]["PIP_EXTRA_INDEX_URL"]  # no CUDA torch
