@@ -389,6 +389,12 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "tests/test_predict.py",
         "tests/test_security.py",
     }
+    # serving: the HTTP service, its load test and its monitoring (issue 21)
+    files |= {
+        "configs/serve.yaml",
+        "configs/monitor.yaml",
+        f"{pkg}/loadtest.py",
+    }
     if answers["task"] == "image_classification":
         files |= {"tests/test_predict_files.py"}  # predict on image files, export on pixels
     if answers["task"] == "text_classification":
