@@ -397,6 +397,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "configs/serve.yaml",
         "configs/monitor.yaml",
         f"{pkg}/loadtest.py",
+        "tests/test_loadtest.py",
     }
     if answers["task"] == "image_classification":
         files |= {"tests/test_predict_files.py"}  # predict on image files, export on pixels
