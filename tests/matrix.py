@@ -119,6 +119,7 @@ HOW_TO_PAGES = [
     "add-model",
     "async-checkpoints",
     "compare-models",
+    "data-routine",
     "distill",
     "distributed",
     "docker",
@@ -398,6 +399,8 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "configs/monitor.yaml",
         f"{pkg}/loadtest.py",
         "tests/test_loadtest.py",
+        f"{pkg}/routine.py",  # the scheduled data routine (make routine)
+        "tests/test_routine.py",
     }
     if answers["task"] == "image_classification":
         files |= {"tests/test_predict_files.py"}  # predict on image files, export on pixels
@@ -406,7 +409,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
     if answers["use_docker"]:
         files |= {"Dockerfile", ".dockerignore"}
     if answers["ci"] == "github":
-        files |= {".github/workflows/ci.yml"}
+        files |= {".github/workflows/ci.yml", ".github/workflows/routine.yml"}
     elif answers["ci"] == "gitlab":
         files |= {".gitlab-ci.yml"}
     return files

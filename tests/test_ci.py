@@ -77,3 +77,34 @@ def test_the_templates_own_workflow_runs_what_ci_runs():
     assert steps[-1]["run"] == "bash .ci/run"
     assert job["timeout-minutes"] >= 90  # .ci/run's budget
     assert "download.pytorch.org/whl/cpu" in job["env"]["PIP_EXTRA_INDEX_URL"]  # no CUDA torch
+
+
+@pytest.mark.parametrize("ci", ["github", "gitlab"])
+def test_the_data_routine_runs_on_a_schedule_and_keeps_its_report(render, ci):
+    # The checklist's data routine: `make routine` on a schedule only, its report kept even when
+    # it fails (a failing validation is the case it exists for).
+    project = render({"ci": ci})
+    makefile = (project.path / "Makefile").read_text()
+    assert re.search(r"^routine:", makefile, flags=re.MULTILINE)
+    if ci == "github":
+        workflow = yaml.safe_load((project.path / ".github/workflows/routine.yml").read_text())
+        triggers = workflow[True]
+        assert set(triggers) == {"schedule", "workflow_dispatch"}
+        assert triggers["schedule"][0]["cron"].count(" ") == 4  # five cron fields
+        steps = workflow["jobs"]["routine"]["steps"]
+        commands = [s["run"] for s in steps if "run" in s and s.get("if") != "always()"]
+        assert make_targets(commands) == ["setup", "routine"]
+        kept = [s for s in steps if s.get("if") == "always()"]
+        assert any("reports/routine.md" in s.get("run", "") for s in kept)
+        assert any(s.get("with", {}).get("path") == "reports/" for s in kept)
+    else:
+        pipeline = yaml.safe_load((project.path / ".gitlab-ci.yml").read_text())
+        routine = pipeline["routine"]
+        assert routine["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "schedule"'}]
+        assert make_targets(routine["script"]) == ["routine"]
+        assert (
+            routine["artifacts"]["when"] == "always" and "reports/" in routine["artifacts"]["paths"]
+        )
+        for job in ("lint", "test", "pipeline"):  # pushes and merge requests, not the schedule
+            assert pipeline[job]["extends"] == ".on-change"
+        assert pipeline[".on-change"]["rules"] == [{"if": '$CI_PIPELINE_SOURCE != "schedule"'}]

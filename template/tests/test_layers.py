@@ -35,6 +35,7 @@ LAYERS: list[tuple[str, list[tuple[str, ...]]]] = [
             ("serve",),
             ("monitor",),
             ("loadtest",),
+            ("routine",),
         ],
     ),
     # What runs the layers below as a whole: the search trains trial after trial.
