@@ -118,6 +118,7 @@ HOW_TO_PAGES = [
     "add-a-task",
     "add-model",
     "async-checkpoints",
+    "cards",
     "compare-models",
     "data-routine",
     "distill",
@@ -194,6 +195,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"configs/data/{dataset}.yaml",
         f"{pkg}/data/__init__.py",
         f"{pkg}/data/checks.py",
+        f"{pkg}/data/card.py",  # the data card validate writes
         f"{pkg}/data/datasets.py",
         f"{pkg}/data/images.py",
         f"{pkg}/data/image_checks.py",
@@ -374,6 +376,8 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/evaluation/thresholds.py",
         "tests/test_evaluation.py",
         "tests/test_evaluation_entry.py",
+        f"{pkg}/evaluation/cards.py",  # the model card evaluate writes
+        "tests/test_cards.py",
         "tests/test_quantization.py",
     }
     if answers["task"] == "text_classification":  # edits of raw text, the bag-of-words baseline

@@ -53,17 +53,22 @@ def test_dvc_pipeline_runs_offline_and_versions_the_data(default_project, tmp_pa
     assert metrics["test/accuracy"] > 0.9
     assert (project / "reports" / "evaluation.md").is_file()
     assert (project / "reports" / "confusion_matrix.png").is_file()
+    # The cards: the data card by validate, the model card by evaluate, logged with the run.
+    assert "**Passed**" in (project / "reports" / "data_card.md").read_text()
+    assert "## Performance on the test split" in (project / "reports" / "model_card.md").read_text()
     check_run = (
         "import mlflow; mlflow.set_tracking_uri('sqlite:///mlflow.db');"
         "[r] = mlflow.search_runs(search_all_experiments=True, output_format='list');"
         "c = mlflow.MlflowClient();"
         "print(sorted(r.data.metrics)); print([a.path for a in c.list_artifacts(r.info.run_id)]);"
-        "print([a.path for a in c.list_artifacts(r.info.run_id, 'evaluation')])"
+        "print([a.path for a in c.list_artifacts(r.info.run_id, 'evaluation')]);"
+        "print([a.path for a in c.list_artifacts(r.info.run_id, 'data')])"
     )
     tracked = run(["python", "-c", check_run], cwd=project, **env).stdout
     assert "evaluation/test/accuracy" in tracked and "train/loss" in tracked
     assert "evaluation/evaluation.md" in tracked and "evaluation/confusion_matrix.png" in tracked
     assert "evaluation/predictions_worst.json" in tracked  # the worst predictions, as a table
+    assert "evaluation/model_card.md" in tracked and "data/data_card.md" in tracked
     second = run([DVC, "repro"], cwd=project, **env)
     assert "Data and pipelines are up to date" in second.stdout
     # The pre-commit hooks accept what DVC wrote (dvc.lock, reports/).

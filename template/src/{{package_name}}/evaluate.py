@@ -226,6 +226,7 @@ def evaluate(
         f"Evaluation of `{path}`",
         settings.get("class_names"),
     )
+    files.append(model_card(results, cfg, state, path, model, settings.get("card")))
     if logger is not None:
         step = int((state.get("trainer_state") or {}).get("global_step", 0))
         logger.log_metrics({f"evaluation/{k}": v for k, v in results.metrics.items()}, step)
@@ -251,6 +252,26 @@ def evaluate(
                     "evaluation/feature_importance.json",
                 )
     return results.metrics
+
+
+def model_card(results, cfg: DictConfig, state: dict, path: Path, model, answers) -> Path:
+    """``model_card.md`` beside the report (evaluation/cards.py), from what the checkpoint says."""
+    from .data.version import processed_md5
+    from .evaluation.cards import write_model_card
+
+    trained = OmegaConf.create(state["config"])
+    target = str(trained.model.get("_target_", "model"))
+    facts = {
+        "name": target.rsplit(".", 1)[-1],
+        "target": target,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "checkpoint": str(path),
+        "run_id": (state.get("trainer_state") or {}).get("run_id"),
+        "steps": int((state.get("trainer_state") or {}).get("global_step", 0)),
+        "data": trained.data.name,
+        "data_md5": processed_md5(cfg.paths.processed_dir),
+    }
+    return write_model_card(results, cfg.paths.reports_dir, facts, answers)
 
 
 def image_array(dataset, batch_size: int = 256):

@@ -301,6 +301,16 @@ class Drift:  # ranges: validate's own checks
 
 
 @section
+class DataCard:  # the data card's answers (data/card.py; validate writes reports/data_card.md)
+    source: str = MISSING  # where the data comes from, and how available it is
+    license: str = MISSING
+    collection: str = MISSING  # how and when it was gathered
+    labelling: str = MISSING  # who labelled it, how, and how complete the labels are
+    privacy: str = MISSING  # personal data? consent, anonymisation, retention
+    feedback: str = MISSING  # user feedback or system data (logs, API requests) in it?
+
+
+@section
 class Data:  # task-dependent: configs/data/ gives every value; prepare checks splits and pixels
     name: str = MISSING
     task: str = MISSING
@@ -335,6 +345,7 @@ class Data:  # task-dependent: configs/data/ gives every value; prepare checks s
     shuffle_buffer_groups: int = setting(4, positive_int)
     row_group_rows: int = setting(65536, positive_int)
     drift: Drift = field(default_factory=Drift)
+    card: DataCard = field(default_factory=DataCard)  # optional: unanswered questions are listed
 
 
 @section
@@ -413,6 +424,13 @@ class Quantization:  # post-training quantization (evaluation/quantization.py)
 
 
 @section
+class ModelCard:  # the model card's answers (evaluation/cards.py; evaluate writes model_card.md)
+    intended_use: str = MISSING
+    out_of_scope: str = MISSING  # uses it must not be put to
+    limitations: str = MISSING  # known, in words; the card adds what the evaluation found
+
+
+@section
 class Registry:  # evaluate's gate to the model registry (evaluation/gate.py, tracking/registry.py)
     enabled: bool = True  # needs an MLflow logger; skipped, with a note, without one
     model_name: str = MISSING  # the registered model's name
@@ -438,6 +456,7 @@ class Evaluation:  # configs/evaluation/: some keys are for classification or re
     bag_of_words: BagOfWords = field(default_factory=BagOfWords)
     quantization: Quantization = field(default_factory=Quantization)
     registry: Registry = field(default_factory=Registry)
+    card: ModelCard = field(default_factory=ModelCard)  # optional: unanswered ones are listed
     examples: int = setting(MISSING, integer(0))
     alpha: float = setting(MISSING, number(above=0, below=1))
     compare_with: list[str] = MISSING

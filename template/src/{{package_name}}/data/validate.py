@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..config import check_settings, entry_point
 from . import large
+from .card import write_data_card
 from .checks import (
     DataValidationError,
     Failure,
@@ -215,6 +216,7 @@ def check_and_record(cfg: DictConfig) -> Validation:
     md5 = digest(result.files)
     checked = {"dataset": cfg.data.name, "splits": list(SPLITS), "md5": md5, "files": result.files}
     write_report(report, result.failures, checked, result.warnings)
+    write_data_card(cfg, result.failures, result.warnings, md5)  # reports/data_card.md
     if is_images(cfg.data):
         schema, columns = ImageManifest, MANIFEST_COLUMNS
     elif is_text(cfg.data):

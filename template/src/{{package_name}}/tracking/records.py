@@ -56,6 +56,12 @@ def record_data(logger: Logger, cfg: DictConfig, md5: str | None = None) -> dict
                 file=sys.stderr,
             )
     logger.set_tags(tags)
+    # The data card validate wrote of these very files (data/card.py), where the tracker keeps
+    # files; a card of other files (validated elsewhere) would describe other data.
+    card = Path(cfg.paths.reports_dir) / "data_card.md"
+    log_artifact = getattr(logger, "log_artifact", None)
+    if log_artifact is not None and card.is_file() and version["md5"] in card.read_text():
+        log_artifact(card, "data")
     return version
 
 
