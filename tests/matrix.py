@@ -129,6 +129,7 @@ HOW_TO_PAGES = [
     "own-data",
     "quantize",
     "remote-stores",
+    "serve",
     "slurm",
 ]
 REFERENCE_PAGES = [
