@@ -27,6 +27,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.formparsers import MultiPartParser
+from starlette.requests import ClientDisconnect
 
 from .batcher import MicroBatcher
 from .inputs import Batch, RequestRefused, ServedModel, json_rows
@@ -136,15 +137,20 @@ async def _body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
     too_large = declared.isdigit() and int(declared) > limit
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            too_large = True
-        if too_large:
-            if size > DRAIN_FACTOR * limit:
-                break
-            continue
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                too_large = True
+            if too_large:
+                if size > DRAIN_FACTOR * limit:
+                    break
+                continue
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise RequestRefused(
+            400, "the client closed the connection before the body's end"
+        ) from None
     if too_large:
         raise RequestRefused(
             413, f"the body is larger than max_body_mb={limit / 2**20:g} MB: send fewer rows"
