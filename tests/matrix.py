@@ -390,6 +390,17 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "tests/test_predict.py",
         "tests/test_security.py",
     }
+    # the HTTP service of an exported model (issue 21; serving/monitoring.py: helper D's module)
+    files |= {
+        "configs/serve.yaml",
+        "configs/monitor.yaml",  # the interface commit's; monitor.py comes with helper D
+        f"{pkg}/serve.py",
+        *(
+            f"{pkg}/serving/{name}.py"
+            for name in ("__init__", "app", "batcher", "inputs", "monitoring", "server")
+        ),
+        "tests/test_serve.py",
+    }
     if answers["task"] == "image_classification":
         files |= {"tests/test_predict_files.py"}  # predict on image files, export on pixels
     if answers["task"] == "text_classification":
