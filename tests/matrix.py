@@ -131,6 +131,7 @@ HOW_TO_PAGES = [
     "own-data",
     "quantize",
     "remote-stores",
+    "serve",
     "slurm",
 ]
 REFERENCE_PAGES = [
@@ -401,6 +402,12 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
     files |= {
         "configs/serve.yaml",
         "configs/monitor.yaml",
+        f"{pkg}/serve.py",
+        *(
+            f"{pkg}/serving/{name}.py"
+            for name in ("__init__", "app", "batcher", "inputs", "monitoring", "server")
+        ),
+        "tests/test_serve.py",
         f"{pkg}/loadtest.py",
         "tests/test_loadtest.py",
         f"{pkg}/routine.py",  # the scheduled data routine (make routine)

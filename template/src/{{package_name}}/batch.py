@@ -140,10 +140,12 @@ def input_rows(frame, data: DictConfig, table: str = "input"):
     _align_dtypes(frame, schema.to_schema().get_dtypes(frame))
     failures = schema_failures(schema, frame, table, ["id", *features])
     if failures:
-        raise DataValidationError(
+        error = DataValidationError(
             f"the {table} rows do not fit the raw schema of {data.name!r} (data/schemas.py; the "
             f"target column {data.target!r} is optional):\n{format_failures(failures)}"
         )
+        error.failures = failures  # the table itself: the HTTP service answers it as JSON
+        raise error
     return frame["id"].to_numpy(), frame[features].to_numpy(dtype=np.float64, copy=True)
 
 

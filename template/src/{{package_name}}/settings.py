@@ -491,7 +491,8 @@ class Monitoring:  # what the service logs (serving/monitoring.py) and `monitor`
 
 @section
 class Serve(Train):  # python -m <package>.serve (serving/)
-    model: str = "outputs/pipeline/model.pt2"  # .pt2 (torch.export) or .onnx (onnxruntime)
+    # Not `model`: that is the model config group (model=cnn_small) on the command line.
+    model_path: str = "outputs/pipeline/model.pt2"  # .pt2 (torch.export) or .onnx (onnxruntime)
     host: str = "127.0.0.1"
     port: int = setting(8000, integer(0))  # 0: any free port (the log says which)
     max_batch_size: int = setting(64, positive_int)  # rows per forward pass, across requests
