@@ -4,9 +4,9 @@ Starts the service on a free localhost port (``--model``, the exported model; or
 already running, ``--url``, on localhost only), then sends ``POST /predict`` from 1, 8 and 32
 concurrent clients (``--clients``): each level stops after ``--requests`` requests or
 ``--duration`` seconds, whichever comes first. Each client is a thread with its own keep-alive
-connection (the standard library's ``http.client``: nothing to install). The requests are rows
-of the processed test split, back in raw units (texts as they are; images as their files), so
-the service does the work it does in production: schema checks, tokenizing, decoding.
+connection (the standard library's ``http.client``: nothing to install). The requests are the test
+split's rows as the source has them (texts as they are; images as their files), so the service
+does the work it does in production: schema checks, tokenizing, decoding.
 
 Prints, and writes to ``--output`` as JSON, per level: requests, errors, throughput (requests
 and rows per second) and latency p50/p99/max in milliseconds. Latency is measured by the client,
@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import http.client
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -108,14 +109,18 @@ def service(url: str | None, model: str) -> Iterator[str]:
             sys.executable,
             "-m",
             f"{__package__}.serve",
-            f"model={model}",
+            f"model_path={model}",
             f"port={port}",
             f"hydra.run.dir={scratch}",
             "monitoring.log=null",  # the load is not traffic to monitor
         ]
         log = Path(scratch) / "serve.log"
+        # The service is this very package, installed or not (run from another folder).
+        here = str(Path(__file__).resolve().parents[1])
+        path = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "PYTHONPATH": path}
         with log.open("w") as out:
-            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
         base = f"http://127.0.0.1:{port}"
         try:
             wait_until_healthy(base, process, 60.0, log)
@@ -180,10 +185,14 @@ def request_bodies(metadata: dict, data: Path, rows: int) -> Iterator[tuple[byte
         for start in range(0, len(files) - rows + 1, rows):
             yield multipart([(f.name, f.read_bytes()) for f in files[start : start + rows]])
         return
-    if "columns" in spec:  # tables: back to raw units, as a client sends them
-        scale = spec["feature_scale"]
-        raw = frame[spec["columns"]] * scale["scale"] + scale["offset"]
-        records = raw.to_dict(orient="records")
+    if "columns" in spec:  # tables: the raw source rows of the test split, as a client sends them
+        raw = data.parent / "raw" / f"{metadata['data']['name']}.parquet"
+        if not raw.is_file():
+            raise ConfigError(
+                f"{raw} does not exist: run `make prepare` (the requests are its rows)"
+            )
+        source = pd.read_parquet(raw).set_index("id").loc[frame["id"]].reset_index()
+        records = source[["id", *spec["columns"]]].to_dict(orient="records")
     else:  # texts
         records = [{"text": text} for text in frame["text"]]
     for start in range(0, len(records) - rows + 1, rows):
