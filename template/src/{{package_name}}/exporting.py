@@ -18,7 +18,6 @@ stays outside the program (``predict`` resizes files one by one when ``data.resi
 a traced resize would fix one input size anyway, and each size would need its own program.
 """
 
-import contextlib
 import json
 import logging
 import warnings
@@ -32,7 +31,7 @@ from omegaconf import DictConfig
 
 from .data.schemas import pixel_range, schemas_for
 from .data.version import data_version, file_md5
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, ProjectError
 from .inference import (
     checkpoint_task,
     feature_scale,
@@ -123,17 +122,29 @@ def _save_onnx(program: Any, metadata: dict[str, Any], path: Path) -> None:
     Quietly: the exporter's progress lines, its warnings and its log messages (operators of
     packages that are not installed) would bury the command's one line of output.
     """
-    quiet = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")]
-    levels = [logger.level for logger in quiet]
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(warnings.catch_warnings())
-        warnings.simplefilter("ignore")
-        for logger in quiet:
-            logger.setLevel(logging.ERROR)
-        stack.callback(lambda: [lg.setLevel(lv) for lg, lv in zip(quiet, levels, strict=True)])
-        onnx_program = torch.onnx.export(
-            program, dynamo=True, input_names=["inputs"], output_names=["answers"], verbose=False
-        )
+    quiet = {name: logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")}
+    levels = {name: logger.level for name, logger in quiet.items()}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for logger in quiet.values():
+                logger.setLevel(logging.ERROR)
+            onnx_program = torch.onnx.export(
+                program,
+                dynamo=True,
+                input_names=["inputs"],
+                output_names=["answers"],
+                verbose=False,
+            )
+    except torch.onnx.errors.OnnxExporterError as error:  # an operator it cannot translate
+        lines = str(error).strip().splitlines() or [""]
+        raise ProjectError(
+            f"the ONNX exporter cannot translate this model ({type(error).__name__}: "
+            f"{lines[-1]}); export it as .pt2 (torch.export) instead."
+        ) from error
+    finally:
+        for name, logger in quiet.items():
+            logger.setLevel(levels[name])
     graph = onnx_program.model.graph
     # The dynamic dimensions, named as predictor.json's input shape names them (n, L).
     names = {}
