@@ -388,6 +388,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/models/predictor.py",
         "tests/test_predict.py",
         "tests/test_security.py",
+        "tests/test_onnx.py",  # ONNX export, run with onnxruntime
     }
     if answers["task"] == "image_classification":
         files |= {"tests/test_predict_files.py"}  # predict on image files, export on pixels
