@@ -397,6 +397,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/models/predictor.py",
         "tests/test_predict.py",
         "tests/test_security.py",
+        "tests/test_onnx.py",  # ONNX export, run with onnxruntime
     }
     # serving: the HTTP service, its load test and its monitoring (issue 21)
     files |= {

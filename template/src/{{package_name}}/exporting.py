@@ -1,9 +1,16 @@
-"""The checkpoint's ``Predictor`` as a ``torch.export`` program: ``python -m <package>.export``.
+"""The checkpoint's ``Predictor`` as a ``torch.export`` program or an ONNX model:
+``python -m <package>.export``.
 
-``export_model`` writes it; ``load_exported`` reads it back with the ``predictor.json`` it
-carries, which says what goes in (float32 raw rows, the feature columns; for images float32
-raw pixels ``(n, C, H, W)`` in ``data.pixel_range`` units) and what comes out (the task's
+``export_model`` writes it (``output``'s suffix says which: ``.pt2`` or ``.onnx``);
+``load_program`` reads either back with the ``predictor.json`` it carries, which says what goes
+in (float32 raw rows, the feature columns; for images float32 raw pixels ``(n, C, H, W)`` in
+``data.pixel_range`` units; for texts int64 token ids ``(n, L)``) and what comes out (the task's
 ``answers_spec``: probabilities, or values in the target's units).
+
+The ONNX model is the ``torch.export`` program translated by ``torch.onnx.export`` (its
+``dynamo=True`` exporter, the default since torch 2.9, with onnxscript): the same graph, the
+same dynamic dimensions, ``predictor.json`` in the model's ``metadata_props``. onnxruntime runs
+it (``load_program``), without torch.
 
 For images the program holds the ``Preprocess`` training applied (pixel range to [0, 1]): it
 takes raw pixels of ``data.image_shape``'s height and width only, with a dynamic batch. Resizing
@@ -12,6 +19,8 @@ a traced resize would fix one input size anyway, and each size would need its ow
 """
 
 import json
+import logging
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +31,7 @@ from omegaconf import DictConfig
 
 from .data.schemas import pixel_range, schemas_for
 from .data.version import data_version, file_md5
-from .errors import ConfigError
+from .errors import CheckpointError, ConfigError, ProjectError
 from .inference import (
     checkpoint_task,
     feature_scale,
@@ -33,21 +42,29 @@ from .inference import (
 from .tracking.run_info import git_state
 
 EXPORT_METADATA = "predictor.json"
+# output's suffix -> the format written: torch.export's program, or ONNX for onnxruntime.
+FORMATS = {".pt2": "torch.export", ".onnx": "ONNX"}
 
 
 def export_model(cfg: DictConfig) -> Path:
-    """``python -m <package>.export``: the checkpoint's ``Predictor`` as a torch.export program.
+    """``python -m <package>.export``: the checkpoint's ``Predictor`` as a torch.export program,
+    or as an ONNX model when ``cfg.output`` ends in ``.onnx``.
 
-    Saved with ``torch.export.save`` to ``cfg.output`` (default: beside the checkpoint, with the
-    suffix ``.pt2``); the batch dimension is dynamic. The program takes float32 raw rows of shape
-    ``(n, features)``, or for images float32 raw pixels ``(n, *data.image_shape)`` in
-    ``data.pixel_range`` units; ``predictor.json`` inside the file says what goes in and comes
-    out.
+    Saved to ``cfg.output`` (default: beside the checkpoint, with the suffix ``.pt2``): a
+    ``.pt2`` with ``torch.export.save``, an ``.onnx`` with ``torch.onnx.export`` of the same
+    program; the batch dimension is dynamic (texts: the length too). The model takes float32 raw
+    rows of shape ``(n, features)``, or for images float32 raw pixels ``(n, *data.image_shape)``
+    in ``data.pixel_range`` units, or for texts int64 token ids ``(n, L)``; ``predictor.json``
+    inside the file says what goes in and comes out. Written to a partial file first, then
+    renamed: a failed export leaves no half-written model at ``output``.
     """
+    if cfg.get("output") and Path(str(cfg.output)).suffix not in FORMATS:
+        raise ConfigError(
+            f"output={cfg.output}: an exported model is a .pt2 file (torch.export) or an .onnx "
+            "file (ONNX, for onnxruntime); the suffix says which."
+        )
     state, path = load_checkpoint(cfg.ckpt_path)
     output = Path(str(cfg.output)) if cfg.get("output") else path.with_suffix(".pt2")
-    if output.suffix != ".pt2":
-        raise ConfigError(f"output={output}: torch.export programs are saved as .pt2 files.")
     model, _ = predictor(state, path, cfg, "cpu")
     data = trained_config(state, path, cfg).data
     if data.get("image_shape"):
@@ -85,10 +102,58 @@ def export_model(cfg: DictConfig) -> Path:
     output.parent.mkdir(parents=True, exist_ok=True)
     if data.get("tokenizer"):
         metadata |= _text_metadata(state, path, cfg, data, output)
-    partial = output.with_name(f".{output.stem}.partial.pt2")  # torch wants the .pt2 suffix
-    torch.export.save(program, partial, extra_files={EXPORT_METADATA: json.dumps(metadata)})
-    partial.replace(output)
+    partial = output.with_name(f".{output.stem}.partial{output.suffix}")  # torch wants .pt2
+    try:
+        if output.suffix == ".onnx":
+            _save_onnx(program, metadata, partial)
+        else:
+            extra = {EXPORT_METADATA: json.dumps(metadata)}
+            torch.export.save(program, partial, extra_files=extra)
+        partial.replace(output)
+    finally:
+        partial.unlink(missing_ok=True)
     return output
+
+
+def _save_onnx(program: Any, metadata: dict[str, Any], path: Path) -> None:
+    """The torch.export ``program`` translated to ONNX, with ``metadata`` as its
+    ``predictor.json`` metadata entry, in one file at ``path`` (weights inside, not beside).
+
+    Quietly: the exporter's progress lines, its warnings and its log messages (operators of
+    packages that are not installed) would bury the command's one line of output.
+    """
+    quiet = {name: logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")}
+    levels = {name: logger.level for name, logger in quiet.items()}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for logger in quiet.values():
+                logger.setLevel(logging.ERROR)
+            onnx_program = torch.onnx.export(
+                program,
+                dynamo=True,
+                input_names=["inputs"],
+                output_names=["answers"],
+                verbose=False,
+            )
+    except torch.onnx.errors.OnnxExporterError as error:  # an operator it cannot translate
+        lines = str(error).strip().splitlines() or [""]
+        raise ProjectError(
+            f"the ONNX exporter cannot translate this model ({type(error).__name__}: "
+            f"{lines[-1]}); export it as .pt2 (torch.export) instead."
+        ) from error
+    finally:
+        for name, logger in quiet.items():
+            logger.setLevel(levels[name])
+    graph = onnx_program.model.graph
+    # The dynamic dimensions, named as predictor.json's input shape names them (n, L).
+    names = {}
+    for axis, dim in enumerate(graph.inputs[0].shape):
+        if not isinstance(dim, int) and dim.value is not None:
+            names[dim.value] = metadata["input"]["shape"][axis]
+    onnx_program.rename_axes(names)
+    onnx_program.model.metadata_props[EXPORT_METADATA] = json.dumps(metadata)
+    onnx_program.save(path, external_data=False)
 
 
 def _text_metadata(state, path, cfg, data, output: Path) -> dict[str, Any]:
@@ -143,7 +208,42 @@ def load_program(path: str | Path) -> tuple[Callable[[np.ndarray], np.ndarray], 
                 return module(torch.as_tensor(inputs)).double().numpy()
 
         return run, metadata
+    if path.suffix == ".onnx":
+        return _onnx_program(path)
     raise ConfigError(f"{path}: expected an exported model, a .pt2 or .onnx file.")
+
+
+def _onnx_program(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]]:
+    """``load_program`` for an ``.onnx`` file: an onnxruntime session on the CPU, with as many
+    threads as torch uses (``OMP_NUM_THREADS``; onnxruntime's own default is every core)."""
+    import onnxruntime
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such exported model")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.log_severity_level = 3  # errors only
+    try:
+        session = onnxruntime.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as error:  # onnxruntime's own exception types: a file it cannot load
+        raise CheckpointError(f"{path}: onnxruntime cannot load it: {error}") from error
+    properties = session.get_modelmeta().custom_metadata_map
+    if EXPORT_METADATA not in properties:
+        raise CheckpointError(
+            f"{path}: an ONNX model without {EXPORT_METADATA} in its metadata: export it with "
+            "`python -m <package>.export ... output=<name>.onnx`."
+        )
+    metadata = json.loads(properties[EXPORT_METADATA])
+    name = session.get_inputs()[0].name
+    dtype = np.dtype(metadata["input"]["dtype"])
+
+    def run(inputs: np.ndarray) -> np.ndarray:
+        (answers,) = session.run(None, {name: np.ascontiguousarray(inputs, dtype=dtype)})
+        return answers.astype(np.float64)
+
+    return run, metadata
 
 
 def load_exported(path: str | Path) -> tuple[Any, dict[str, Any]]:
