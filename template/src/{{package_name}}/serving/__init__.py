@@ -1,0 +1,1 @@
+"""The HTTP prediction service (``serve``) and what it records for ``monitor``."""
