@@ -39,7 +39,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -94,14 +94,15 @@ def input_bins(metadata: dict) -> dict[str, str]:
 
 def monitored_values(
     metadata: dict, inputs: np.ndarray, texts: list[str] | None = None
-) -> dict[str, np.ndarray]:
+) -> Mapping[str, np.ndarray]:
     """What ``RequestLog.record`` counts of a batch of inputs, as the exported model takes them
     (``metadata``: its ``predictor.json``).
 
     Tables: ``{feature: z}`` with ``z = (raw - offset) / scale`` (``input.feature_scale``);
     images: ``{"mean_intensity": mean raw pixel of each image scaled by input.pixel_range to
     [0, 1]}``; texts: ``{"characters": len(text), "tokens": non-padding ids per row}``
-    (``characters`` only when ``texts`` is given).
+    (``characters`` only when ``texts`` is given). A table's is a read-only mapping over the
+    batch (``Columns``), which ``record`` bins in one call.
     """
     inputs = np.asarray(inputs)
     if is_images(metadata):
@@ -122,7 +123,26 @@ def monitored_values(
             "(`make export`) to monitor its inputs."
         )
     z = (inputs.astype(np.float64) - np.asarray(scale["offset"])) / np.asarray(scale["scale"])
-    return {str(column): z[:, i] for i, column in enumerate(spec["columns"])}
+    return Columns(z, [str(column) for column in spec["columns"]])
+
+
+class Columns(Mapping):
+    """``{column: values}`` of a 2-D batch, read-only, that keeps the batch itself (``matrix``,
+    ``columns``): ``RequestLog.record`` bins every column in one numpy call, and no per-column
+    array is made unless asked for."""
+
+    def __init__(self, matrix: np.ndarray, columns: list[str]) -> None:
+        self.matrix, self.columns = matrix, columns
+        self._index = {column: i for i, column in enumerate(columns)}
+
+    def __getitem__(self, column: str) -> np.ndarray:
+        return self.matrix[:, self._index[column]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns)
 
 
 def bin_counts(edges: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, int]:
@@ -224,6 +244,11 @@ class RequestLog:
                 self._offsets[key] = slots
                 slots += len(EDGES[name]) + 2
         self._slots = slots
+        self._keys = list(self._bins)
+        self._group_offsets = {
+            name: np.asarray([self._offsets[key] for key in keys])
+            for name, keys in self._groups.items()
+        }
         self._check_writable()
         self._window = _Window(self.clock(), slots, self._classes)
         if background:
@@ -238,7 +263,7 @@ class RequestLog:
         status: int,
         latency_ms: float,
         rows: int = 0,
-        values: dict[str, np.ndarray] | None = None,
+        values: Mapping[str, np.ndarray] | None = None,
         predictions: np.ndarray | None = None,
     ) -> None:
         """Counts one request: its HTTP status, latency, rows, monitored values
@@ -264,28 +289,41 @@ class RequestLog:
         if due:
             self.flush(only_if_due=True)
 
-    def _input_counts(self, values: dict[str, np.ndarray]) -> np.ndarray:
+    def _input_counts(self, values: Mapping[str, np.ndarray]) -> np.ndarray:
+        matrix = getattr(values, "matrix", None)  # a table's batch: every feature at once
+        if matrix is not None and len(self._groups) == 1 and values.columns == self._keys:
+            name = next(iter(self._groups))
+            index = np.searchsorted(EDGES[name], matrix, side="right")
+            index[~np.isfinite(matrix)] = len(EDGES[name]) + 1  # the non-finite slot
+            index += self._group_offsets[name]
+            return np.bincount(index.ravel(), minlength=self._slots)
         unknown = set(values) - set(self._offsets)
         if unknown:
             raise ValueError(f"not monitored keys {sorted(unknown)}; expected {list(self._bins)}")
         counts = np.zeros(self._slots, dtype=np.int64)
         for name, keys in self._groups.items():
-            present = [key for key in keys if key in values]
-            if not present:
-                continue
             edges, width = EDGES[name], len(EDGES[name]) + 2
-            columns = [np.asarray(values[key], dtype=np.float64).ravel() for key in present]
-            if len({len(c) for c in columns}) > 1:  # not one row each: one key at a time
-                for key, column in zip(present, columns, strict=True):
-                    found, bad = bin_counts(edges, column)
-                    start = self._offsets[key]
-                    counts[start : start + width - 1] += found
-                    counts[start + width - 1] += bad
-                continue
-            matrix = np.column_stack(columns)  # (rows, keys)
-            index = np.searchsorted(edges, matrix, side="right")
-            index[~np.isfinite(matrix)] = width - 1  # the non-finite slot
-            index += np.asarray([self._offsets[key] for key in present])
+            if matrix is not None and values.columns == keys:
+                present, block = keys, matrix
+            else:
+                present = [key for key in keys if key in values]
+                if not present:
+                    continue
+                columns = [np.asarray(values[key], dtype=np.float64).ravel() for key in present]
+                if len({len(c) for c in columns}) > 1:  # not one row each: one key at a time
+                    for key, column in zip(present, columns, strict=True):
+                        found, bad = bin_counts(edges, column)
+                        start = self._offsets[key]
+                        counts[start : start + width - 1] += found
+                        counts[start + width - 1] += bad
+                    continue
+                block = np.column_stack(columns)  # (rows, keys)
+            index = np.searchsorted(edges, block, side="right")
+            index[~np.isfinite(block)] = width - 1  # the non-finite slot
+            if present is keys:
+                index += self._group_offsets[name]
+            else:
+                index += np.asarray([self._offsets[key] for key in present])
             counts += np.bincount(index.ravel(), minlength=self._slots)
         return counts
 
@@ -294,8 +332,9 @@ class RequestLog:
         if self._classes is None:
             found, _ = bin_counts(VALUE_EDGES, predictions)
             return found
-        classes = predictions.argmax(axis=1) if predictions.ndim == 2 else predictions.ravel()
-        classes = np.clip(classes.astype(np.int64), 0, self._classes - 1)
+        if predictions.ndim == 2:  # probabilities: argmax is below the number of classes
+            return np.bincount(predictions.argmax(axis=1), minlength=self._classes)
+        classes = np.clip(predictions.ravel().astype(np.int64), 0, self._classes - 1)
         return np.bincount(classes, minlength=self._classes)
 
     def _due(self, window: _Window) -> bool:
