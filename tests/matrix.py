@@ -124,6 +124,7 @@ HOW_TO_PAGES = [
     "docker",
     "ema",
     "fine-tune-text",
+    "monitor",
     "multirun",
     "fsdp",
     "own-data",
