@@ -239,6 +239,12 @@ def compare(cfg: DictConfig, total: dict[str, Any], path: Path) -> dict[str, Any
     predictions = None
     if total["predictions"] is not None and total["predictions"]["counts"] is not None:
         served = total["predictions"]["counts"]
+        if (total["predictions"]["kind"] == "classes") != classification:
+            raise DataValidationError(
+                f"{path} holds predicted {total['predictions']['kind']}, but {data.name} is a "
+                f"{'classification' if classification else 'regression'} dataset: the service "
+                "serves a model of another task; point monitoring.log at this model's log."
+            )
         if classification:
             labels = np.bincount(targets.astype(np.int64), minlength=len(served))
             tvd = label_distance(dict(enumerate(served.tolist())), dict(enumerate(labels.tolist())))
@@ -316,10 +322,16 @@ def _latency(edges, counts, q: float, total: dict[str, Any]) -> float | None:
 
 def write_reports(report: dict[str, Any], reports_dir: Path) -> tuple[Path, Path]:
     """``monitoring.json`` (the report) and ``monitoring.md`` (the same, to read)."""
-    reports_dir.mkdir(parents=True, exist_ok=True)
     as_json, as_md = reports_dir / REPORT_JSON, reports_dir / REPORT_MD
-    as_json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    as_md.write_text(markdown(report), encoding="utf-8")
+    try:
+        reports_dir.mkdir(parents=True, exist_ok=True)
+        as_json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        as_md.write_text(markdown(report), encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(
+            f"paths.reports_dir={reports_dir}: the monitoring report cannot be written there "
+            f"({error.strerror or error}); choose a writable folder."
+        ) from None
     return as_json, as_md
 
 
