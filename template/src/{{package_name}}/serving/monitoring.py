@@ -362,11 +362,11 @@ class RequestLog:
         """Writes the last window; later ``record`` calls do nothing."""
         if self.path is None or self._closed:
             return
+        self._closed = True  # from now on record does nothing: the flush below is the last line
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
         self.flush()
-        self._closed = True
 
     def _tick(self) -> None:
         while not self._stop.wait(min(self.every_s, 1.0)):
