@@ -126,6 +126,7 @@ HOW_TO_PAGES = [
     "docker",
     "ema",
     "fine-tune-text",
+    "monitor",
     "multirun",
     "fsdp",
     "own-data",
@@ -406,9 +407,11 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/serve.py",
         *(
             f"{pkg}/serving/{name}.py"
-            for name in ("__init__", "app", "batcher", "inputs", "monitoring", "server")
+            for name in ("__init__", "app", "batcher", "drift", "inputs", "monitoring", "server")
         ),
         "tests/test_serve.py",
+        f"{pkg}/monitor.py",
+        "tests/test_monitoring.py",
         f"{pkg}/loadtest.py",
         "tests/test_loadtest.py",
         f"{pkg}/routine.py",  # the scheduled data routine (make routine)

@@ -7,7 +7,7 @@ once; the entry points decide what to do with them.
 import io
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -239,6 +239,36 @@ def duplicated_content(
     return failures, warnings
 
 
+def ks_drift(statistic: float, pvalue: float, drift: Mapping) -> str | None:
+    """The one gate of a distribution shift, for ``validate`` and ``monitor`` alike: the check's
+    wording when the Kolmogorov-Smirnov ``statistic`` exceeds ``drift["max_ks"]`` *and* the
+    shift is significant (``pvalue`` below ``drift["alpha"]``), else None.
+
+    A p-value alone flags negligible shifts on large data and misses large ones on small data;
+    the effect size alone flags noise on small data. Both must agree.
+    """
+    if statistic > drift["max_ks"] and pvalue < drift["alpha"]:
+        return f"drift: KS statistic {statistic:.3f} > {drift['max_ks']} (p={pvalue:.2g})"
+    return None
+
+
+def label_distance(first: Mapping, second: Mapping) -> float:
+    """Total variation distance between two label distributions given as counts (or shares)
+    per label: half the sum of the absolute differences of the shares, 0 to 1."""
+    p, q = pd.Series(first, dtype=float), pd.Series(second, dtype=float)
+    p, q = (s / s.sum() if s.sum() > 0 else s for s in (p, q))
+    return 0.5 * float(p.subtract(q, fill_value=0.0).abs().sum())
+
+
+def label_drift(tvd: float, drift: Mapping) -> str | None:
+    """The gate of a label (or predicted class) shift: the check's wording when the total
+    variation distance ``tvd`` exceeds ``drift["max_label_tvd"]``, else None (also when the
+    data has no such threshold: regression)."""
+    if "max_label_tvd" in drift and tvd > drift["max_label_tvd"]:
+        return f"drift: label total variation distance {tvd:.3f} > {drift['max_label_tvd']}"
+    return None
+
+
 def drift_failures(
     train: pd.DataFrame,
     other: pd.DataFrame,
@@ -250,9 +280,8 @@ def drift_failures(
 ) -> list[Failure]:
     """Distribution shift between train and another split, gated on effect size.
 
-    A p-value alone flags negligible shifts on large data and misses large ones on small data,
-    so a feature fails only when its Kolmogorov-Smirnov statistic exceeds ``max_ks`` *and* the
-    shift is significant at ``alpha``. Labels compare by total variation distance.
+    A feature fails when ``ks_drift`` says so (its KS statistic above ``max_ks`` and significant
+    at ``alpha``); labels compare by total variation distance (``label_drift``).
     """
     from scipy import stats  # imported here: loading data for training needs no scipy
 
@@ -263,33 +292,23 @@ def drift_failures(
         if len(a) == 0 or len(b) == 0:
             continue
         result = stats.ks_2samp(a, b)
-        if result.statistic > drift["max_ks"] and result.pvalue < drift["alpha"]:
+        check = ks_drift(result.statistic, result.pvalue, drift)
+        if check:
             failures.append(
                 Failure(
                     table,
                     column,
-                    f"drift: KS statistic {result.statistic:.3f} > {drift['max_ks']} "
-                    f"(p={result.pvalue:.2g})",
+                    check,
                     [round(float(np.mean(a)), 4), round(float(np.mean(b)), 4)],
                     [],
                     len(b),
                 )
             )
-    if classification and "max_label_tvd" in drift:
-        p = train[target].value_counts(normalize=True)
-        q = other[target].value_counts(normalize=True)
-        tvd = 0.5 * float(p.subtract(q, fill_value=0.0).abs().sum())
-        if tvd > drift["max_label_tvd"]:
-            failures.append(
-                Failure(
-                    table,
-                    target,
-                    f"drift: label total variation distance {tvd:.3f} > {drift['max_label_tvd']}",
-                    [],
-                    [],
-                    len(other),
-                )
-            )
+    if classification:
+        tvd = label_distance(train[target].value_counts(), other[target].value_counts())
+        check = label_drift(tvd, drift)
+        if check:
+            failures.append(Failure(table, target, check, [], [], len(other)))
     return failures
 
 
