@@ -45,9 +45,7 @@ from .version import digest, file_md5s
 __all__ = ["fold_indices", "read_training_rows", "scaling", "write_fold"]
 
 
-def fold_indices(
-    labels: np.ndarray | None, rows: int, folds: int, seed: int
-) -> list[np.ndarray]:
+def fold_indices(labels: np.ndarray | None, rows: int, folds: int, seed: int) -> list[np.ndarray]:
     """The held-out rows (sorted positions) of each of ``folds`` folds: disjoint, together every
     row once. ``labels`` (classification) stratifies them; None deals them at random (KFold)."""
     from sklearn.model_selection import KFold, StratifiedKFold

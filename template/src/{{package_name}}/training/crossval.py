@@ -235,13 +235,13 @@ def write_summary(summary: dict[str, Any], output_dir: Path) -> None:
 def report(summary: dict[str, Any]) -> str:
     """``cv.md``: per fold, the means with their intervals, and the verdict."""
     main, level = summary["metric"], f"{summary['confidence']:.0%}"
-    comparison, baseline = summary["comparison"], summary["baseline"]
+    comparison, baseline, data = summary["comparison"], summary["baseline"], summary["data"]
     lines = [
         f"# {summary['folds']}-fold cross-validation",
         "",
-        f"{summary['data']['rows']} rows of the training split ({summary['data']['processed_dir']}, "
-        f"md5 {summary['data']['md5']}), dealt into {summary['folds']} folds"
-        f"{' stratified by class' if summary['data']['stratified'] else ''} (cv.seed="
+        f"{data['rows']} rows of the training split ({data['processed_dir']}, md5 "
+        f"{data['md5']}), dealt into {summary['folds']} folds"
+        f"{' stratified by class' if data['stratified'] else ''} (cv.seed="
         f"{summary['seed']}); each fold trained on the others and scored on its own rows.",
         "",
         f"| fold | training rows | held-out rows | {main} | baseline ({baseline['name']}) |",
