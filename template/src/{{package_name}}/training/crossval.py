@@ -176,8 +176,8 @@ def summarise(
     train_rows = float(np.mean([r["train_rows"] for r in results]))
     test_rows = float(np.mean([r["test_rows"] for r in results]))
 
-    def interval(values: list[float]) -> dict[str, float]:
-        return corrected_interval(values, train_rows, test_rows, confidence)
+    def interval(name: str, values: list[float]) -> dict[str, float]:
+        return within_range(name, corrected_interval(values, train_rows, test_rows, confidence))
 
     names = sorted(set.intersection(*(set(r["metrics"]) for r in results)))
     main = f"test/{task.main_metric}"
@@ -206,11 +206,11 @@ def summarise(
         "higher_is_better": bool(task.higher_is_better),
         "interval": INTERVAL,
         "per_fold": results,
-        "mean": {name: interval([r["metrics"][name] for r in results]) for name in names},
+        "mean": {name: interval(name, [r["metrics"][name] for r in results]) for name in names},
         "baseline": {
             "name": "majority class" if task.kind == "classification" else "mean target",
             "mean": {
-                name: interval([r["baseline"][name] for r in results])
+                name: interval(name, [r["baseline"][name] for r in results])
                 for name in results[0]["baseline"]
             },
         },
@@ -223,6 +223,21 @@ def summarise(
             "better": bool(difference > 0 if task.higher_is_better else difference < 0),
             "significant": bool(test["p_value"] < float(cfg.cv.alpha)),
         },
+    }
+
+
+#: The values a metric can take: an interval is cut at them (a t-interval around a mean
+#: accuracy of 0.98 may reach past 1; no accuracy does).
+RANGES = {"accuracy": (0.0, 1.0), "loss": (0.0, math.inf), "mae": (0.0, math.inf)}
+RANGES |= {"mse": (0.0, math.inf), "r2": (-math.inf, 1.0)}
+
+
+def within_range(name: str, interval: dict[str, float]) -> dict[str, float]:
+    """``interval``'s bounds cut to the range of the metric ``name`` (``test/accuracy``)."""
+    low, high = RANGES.get(name.rsplit("/", 1)[-1], (-math.inf, math.inf))
+    return {
+        key: min(max(value, low), high) if key.endswith(("_low", "_high")) else value
+        for key, value in interval.items()
     }
 
 
