@@ -120,6 +120,7 @@ HOW_TO_PAGES = [
     "async-checkpoints",
     "cards",
     "compare-models",
+    "cross-validate",
     "data-routine",
     "distill",
     "distributed",
@@ -336,6 +337,14 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         f"{pkg}/training/tuning.py",
         f"{pkg}/training/study.py",
         "tests/test_tune.py",
+    }
+    # k-fold cross-validation (make cv)
+    files |= {
+        "configs/cv.yaml",
+        f"{pkg}/cv.py",
+        f"{pkg}/training/crossval.py",
+        f"{pkg}/data/folds.py",
+        "tests/test_cv.py",
     }
     # tracking
     files |= {

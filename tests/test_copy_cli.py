@@ -64,6 +64,7 @@ def test_make_help_lists_the_targets(cli_render):
         "validate",
         "train",
         "tune",
+        "cv",
         "evaluate",
         "predict",
         "export",

@@ -36,10 +36,12 @@ LAYERS: list[tuple[str, list[tuple[str, ...]]]] = [
             ("monitor",),
             ("loadtest",),
             ("routine",),
+            ("cv",),
         ],
     ),
-    # What runs the layers below as a whole: the search trains trial after trial.
-    ("orchestration", [("training.tuning", "training.study")]),
+    # What runs the layers below as a whole: the search trains trial after trial; the
+    # cross-validation trains fold after fold and tests the folds' scores (evaluation's tests).
+    ("orchestration", [("training.tuning", "training.study"), ("training.crossval",)]),
     # Training a model, measuring one, and delivering one (batch predictions, export, the HTTP
     # service and its monitoring): three things done with a model, none built on another.
     (

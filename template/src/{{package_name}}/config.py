@@ -166,6 +166,7 @@ def check_output_folders(cfg: DictConfig, command: str) -> None:
 OUTPUT_FOLDERS = {
     "train": ("paths.output_dir",),
     "tune": ("hparams_search.output_dir",),
+    "cv": ("paths.output_dir",),
     "evaluate": ("paths.reports_dir",),
     "validate": ("paths.reports_dir",),
 }

@@ -531,10 +531,23 @@ class Tune(Train):
     hparams_search: HparamsSearch = field(default_factory=HparamsSearch)
 
 
+@section
+class CrossValidation:  # python -m <package>.cv (training/crossval.py, data/folds.py)
+    folds: int = setting(5, integer(2))  # k: each fold trains on (k - 1) / k of the training rows
+    seed: int = setting(42, integer())  # deals the rows into folds (the model's seed is `seed`)
+    alpha: float = setting(0.05, number(above=0, below=1))  # intervals at 1 - alpha; the test
+
+
+@section
+class Cv(Train):
+    cv: CrossValidation = field(default_factory=CrossValidation)
+
+
 #: Each command's schema (validate reads train's config; so does the trainer's ``fit``).
 SCHEMAS: dict[str, type] = {"train": Train, "validate": Train, "evaluate": Evaluate}
 SCHEMAS |= {"predict": Predict, "export": Export, "tune": Tune}
 SCHEMAS |= {"serve": Serve, "monitor": Monitor}
+SCHEMAS |= {"cv": Cv}
 
 
 # ---- the check: config.py walks a config against its schema -----------------------------------
