@@ -68,12 +68,17 @@ def test_make_help_lists_the_targets(cli_render):
         "evaluate",
         "predict",
         "export",
+        "serve",
+        "loadtest",
+        "monitor",
+        "routine",
         "params",
         "repro",
         "mlflow-ui",
         "mlflow-server",
         "docker-build",
         "docker-train",
+        "docker-serve",
         "clean",
     }
 
