@@ -128,6 +128,7 @@ HOW_TO_PAGES = [
     "fsdp",
     "own-data",
     "quantize",
+    "registry",
     "remote-stores",
     "slurm",
 ]
