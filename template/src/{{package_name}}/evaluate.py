@@ -346,9 +346,10 @@ def registry_gate(cfg, settings, metrics, test, test_inputs, task, state, path, 
         source_run = (state.get("trainer_state") or {}).get("run_id")
         try:
             decision.registered_version = registry.register(path, source_run, tags)
+            moved = f"moved to it from {holder}" if champion is not None else "points to it"
             decision.action = (
                 f"registered as version {decision.registered_version} of {name}; the alias "
-                f"{alias} moved to it from {holder}"
+                f"{alias} {moved}"
             )
         except TrackingError as failure:
             error = failure
