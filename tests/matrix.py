@@ -132,6 +132,7 @@ HOW_TO_PAGES = [
     "fsdp",
     "own-data",
     "quantize",
+    "registry",
     "remote-stores",
     "serve",
     "slurm",

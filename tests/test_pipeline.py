@@ -62,13 +62,16 @@ def test_dvc_pipeline_runs_offline_and_versions_the_data(default_project, tmp_pa
         "c = mlflow.MlflowClient();"
         "print(sorted(r.data.metrics)); print([a.path for a in c.list_artifacts(r.info.run_id)]);"
         "print([a.path for a in c.list_artifacts(r.info.run_id, 'evaluation')]);"
-        "print([a.path for a in c.list_artifacts(r.info.run_id, 'data')])"
+        "print([a.path for a in c.list_artifacts(r.info.run_id, 'data')]);"
+        "print('registry.decision=' + r.data.tags.get('registry.decision', ''))"
     )
     tracked = run(["python", "-c", check_run], cwd=project, **env).stdout
     assert "evaluation/test/accuracy" in tracked and "train/loss" in tracked
     assert "evaluation/evaluation.md" in tracked and "evaluation/confusion_matrix.png" in tracked
     assert "evaluation/predictions_worst.json" in tracked  # the worst predictions, as a table
     assert "evaluation/model_card.md" in tracked and "data/data_card.md" in tracked
+    # The default model passes evaluate's gate: the first version of the registered model.
+    assert "registry.decision=registered" in tracked
     second = run([DVC, "repro"], cwd=project, **env)
     assert "Data and pipelines are up to date" in second.stdout
     # The pre-commit hooks accept what DVC wrote (dvc.lock, reports/).

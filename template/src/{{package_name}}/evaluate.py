@@ -2,7 +2,10 @@
 
 Rebuilds the model from the checkpoint's own config, predicts on the validation and test splits
 and writes ``metrics.json``, ``evaluation.md`` and PNG charts to ``paths.reports_dir`` (see
-``evaluation/``); with a tracking logger it also logs them to the checkpoint's run.
+``evaluation/``); with a tracking logger it also logs them to the checkpoint's run. With
+``evaluation.registry.enabled`` a gate (``evaluation/gate.py``) decides whether the model may
+become the champion: with an MLflow logger a version passing it is registered in the model
+registry and the alias moves to it (``tracking/registry.py``); the report and the run say why.
 
 Exit codes: 0 success; 2 bad config; 3 missing or unusable checkpoint; 5 missing or invalid data;
 6 the tracking store cannot be used. A checkpoint whose training run is not in this tracking store
@@ -219,6 +222,16 @@ def evaluate(
     if quantized is not None:
         results.quantization = quantized
         results.metrics.update(quantized.metrics())
+    registry_error = None
+    if (settings.get("registry") or {}).get("enabled"):
+        # The gate to the model registry (evaluation/gate.py), and what the registry did.
+        results.registry, registry_error = registry_gate(
+            cfg, settings, results.metrics, splits["test"], test_inputs, task, state, path, logger
+        )
+        results.metrics.update(results.registry.metrics())
+        set_tags = getattr(logger, "set_tags", None)
+        if set_tags is not None:
+            set_tags(results.registry.tags())
     files = report.write(
         results,
         cfg.paths.reports_dir,
@@ -251,6 +264,8 @@ def evaluate(
                     importance.table(asdict(results.importance)),
                     "evaluation/feature_importance.json",
                 )
+    if registry_error is not None:  # the report says what happened; the exit code too (6)
+        raise registry_error
     return results.metrics
 
 
@@ -272,6 +287,95 @@ def model_card(results, cfg: DictConfig, state: dict, path: Path, model, answers
         "data_md5": processed_md5(cfg.paths.processed_dir),
     }
     return write_model_card(results, cfg.paths.reports_dir, facts, answers)
+
+
+def registry_gate(cfg, settings, metrics, test, test_inputs, task, state, path, logger):
+    """The gate's decision for this model and, with an MLflow logger, the registry's action:
+    a new version with the alias moved to it when the gate passes. Returns the decision and
+    the registry's error (a ``TrackingError``, raised once the report is written), or None.
+
+    Without an MLflow logger the threshold is still decided, and nothing is registered."""
+    import tempfile
+
+    from .errors import ConfigError, TrackingError
+    from .evaluation import gate
+
+    spec = settings["registry"]
+    alpha = float(settings.get("alpha", 0.05))
+    name, alias = str(spec["model_name"]), str(spec["alias"])
+    opener = getattr(logger, "model_registry", None)
+    error: TrackingError | None = None
+    registry = champion = None
+    with tempfile.TemporaryDirectory(prefix="champion-") as download:
+        try:
+            if opener is not None and logger.run_id:
+                registry = opener(name, alias)
+                found = registry.champion(Path(download))
+                if found is not None:
+                    champion = gate.Champion(found.version, problem=found.problem)
+                    value = float(metrics.get(spec["metric"], float("nan")))
+                    # The champion's outputs on these test rows; not needed when the threshold
+                    # already fails.
+                    if found.checkpoint is not None and gate.reaches(
+                        value, float(spec["required"]), str(spec["direction"])
+                    ):
+                        try:
+                            champion.outputs = test_outputs(found.checkpoint, test_inputs, cfg)
+                        except Exception as failure:  # another task, model or data: say so
+                            champion.problem = (
+                                f"its checkpoint {found.checkpoint} could not be run on these "
+                                f"test rows ({type(failure).__name__}: {failure})"
+                            )
+        except TrackingError as failure:
+            error, registry, champion = failure, None, None
+        try:
+            decision = gate.decide(
+                metrics,
+                test.output,
+                test.y,
+                task.kind,
+                spec,
+                alpha,
+                champion,
+                champion_known=registry is not None,
+            )
+        except KeyError as failure:
+            raise ConfigError(str(failure.args[0])) from None
+    holder = f"version {champion.version}" if champion is not None else "no version"
+    if error is not None:
+        decision.action = f"nothing registered: {error}"
+    elif registry is None:
+        decision.action = (
+            "nothing registered: the model registry is MLflow's, and this evaluation has no "
+            "MLflow logger (evaluation.registry needs logger=mlflow)"
+        )
+    elif not decision.passed:
+        decision.action = f"nothing registered; the alias {alias} stays on {holder}"
+    elif not path.is_file():
+        decision.action = (
+            f"nothing registered: {path} is a sharded checkpoint (a folder); consolidate it "
+            f"into one file first; the alias {alias} stays on {holder}"
+        )
+    else:
+        tags = {
+            "gate.metric": decision.metric,
+            "gate.value": f"{decision.value:.6g}",
+            "gate.reasons": "; ".join(decision.reasons),
+        }
+        if decision.p_value is not None:
+            tags["gate.p_value"] = f"{decision.p_value:.6g}"
+        source_run = (state.get("trainer_state") or {}).get("run_id")
+        try:
+            decision.registered_version = registry.register(path, source_run, tags)
+            moved = f"moved to it from {holder}" if champion is not None else "points to it"
+            decision.action = (
+                f"registered as version {decision.registered_version} of {name}; the alias "
+                f"{alias} {moved}"
+            )
+        except TrackingError as failure:
+            error = failure
+            decision.action = f"nothing registered: {failure}"
+    return decision, error
 
 
 def image_array(dataset, batch_size: int = 256):

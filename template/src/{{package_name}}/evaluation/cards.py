@@ -60,6 +60,17 @@ def write_model_card(
     if unanswered:
         lines += ["", f"Not answered yet (configs/evaluation/, `card:`): {', '.join(unanswered)}."]
     lines += ["", *_performance(results), "", *_found(results)]
+    decision = getattr(results, "registry", None)  # evaluate's gate (evaluation/gate.py)
+    if decision is not None:
+        verdict = "passed" if decision.passed else "did not pass"
+        lines += [
+            "",
+            "## Model registry",
+            "",
+            f"The gate {verdict}: {'; '.join(decision.reasons)}.",
+        ]
+        if decision.action:
+            lines.append(f"Registry: {decision.action.rstrip('.')}.")
     path = Path(folder) / CARD_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

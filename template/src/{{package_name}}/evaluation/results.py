@@ -221,3 +221,5 @@ class Results:
     text: bool = False  # the task's inputs are texts (Task.text): the report quotes some
     # The int8 copy against the float model (quantization.Quantization; None: not asked for).
     quantization: Any = None
+    # The gate to the model registry and what it did (gate.Decision; None: not enabled).
+    registry: Any = None
