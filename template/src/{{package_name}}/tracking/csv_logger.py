@@ -107,9 +107,16 @@ class CsvLogger:
         rows = [r for r in rows if (r["name"], r["context"]) != (name, context)] + [row]
         pd.DataFrame(rows).to_csv(path, index=False)
 
-    def child(self, run_name: str) -> "CsvLogger":
-        """A run of its own in the same folder, tagged with this one's id (a search's trial)."""
-        return CsvLogger(**self._settings, run_name=run_name, parent_run_id=self.run_id)
+    def child(self, run_name: str, run_id: str | None = None) -> "CsvLogger":
+        """A run of its own beside this one, tagged with its id (a search's trial); ``run_id``:
+        the id to open it under (another logger's, ``tracking/multi.py``)."""
+        return CsvLogger(
+            **self._settings,
+            run_id=run_id,
+            run_name=run_name,
+            resume="allow",
+            parent_run_id=self.run_id,
+        )
 
     def finish(self, status: str = "FINISHED") -> None:
         self.set_tags({"status": status})
@@ -117,7 +124,7 @@ class CsvLogger:
     def _update(self, name: str, values: Mapping[str, Any]) -> None:
         """Merge ``values`` into the ``name,value`` file ``name`` (rewritten whole: it is small)."""
         path = self.folder / name
-        kept = {}
+        kept: dict[str, str] = {}
         if path.is_file():
             kept = dict(pd.read_csv(path, dtype=str, keep_default_na=False).values)
         kept.update({key: _text(value) for key, value in values.items()})

@@ -123,7 +123,15 @@ class MultiLogger:
                 logger.log_model(model, input_example)
 
     def child(self, run_name: str) -> "MultiLogger":
-        return MultiLogger.of({n: lg.child(run_name) for n, lg in self.loggers.items()})
+        """Each logger's child run (a search's trial), under the lead child's run id."""
+        (lead_name, lead), *others = self.loggers.items()
+        children = {lead_name: lead.child(run_name)}
+        shared = children[lead_name].run_id
+        for name, logger in others:
+            takes_id = "run_id" in inspect.signature(logger.child).parameters
+            kwargs = {"run_id": shared} if takes_id and shared else {}
+            children[name] = logger.child(run_name, **kwargs)
+        return MultiLogger.of(children)
 
     def finish(self, status: str = "FINISHED") -> None:
         """Every logger's run is closed, even when one of them fails (the first error is raised

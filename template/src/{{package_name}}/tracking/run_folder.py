@@ -22,7 +22,7 @@ def missing_package(logger: str, package: str) -> ConfigError:
     return ConfigError(
         f"logger={logger} needs the {package} package, which is not installed. Install the "
         "optional trackers with `pip install -e '.[trackers]'`, or choose another logger "
-        "(logger=mlflow, logger=csv, logger=none)."
+        "(logger=csv needs nothing)."
     )
 
 

@@ -118,9 +118,16 @@ class TensorBoardLogger:
         text = f"{context}: `{source}`, version (md5) `{digest}`, {rows} rows, {columns} columns"
         self._writer.add_text(f"datasets/{name}", text, self._step)
 
-    def child(self, run_name: str) -> "TensorBoardLogger":
-        """A run of its own beside this one, tagged with its id (a search's trial)."""
-        return TensorBoardLogger(**self._settings, run_name=run_name, parent_run_id=self.run_id)
+    def child(self, run_name: str, run_id: str | None = None) -> "TensorBoardLogger":
+        """A run of its own beside this one, tagged with its id (a search's trial); ``run_id``:
+        the id to open it under (another logger's, ``tracking/multi.py``)."""
+        return TensorBoardLogger(
+            **self._settings,
+            run_id=run_id,
+            run_name=run_name,
+            resume="allow",
+            parent_run_id=self.run_id,
+        )
 
     def finish(self, status: str = "FINISHED") -> None:
         self._writer.add_text("tags/status", status, self._step)

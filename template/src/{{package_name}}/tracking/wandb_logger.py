@@ -129,10 +129,15 @@ class WandbLogger:
         record |= {"rows": len(frame), "columns": len(frame.columns)}
         self._run.config.update({f"datasets.{name}": record}, allow_val_change=True)
 
-    def child(self, run_name: str) -> "WandbLogger":
-        """A run of its own in the same project, grouped under this one (a search's trial)."""
+    def child(self, run_name: str, run_id: str | None = None) -> "WandbLogger":
+        """A run of its own in the same project, grouped under this one (a search's trial);
+        ``run_id``: the id to open it under (another logger's, ``tracking/multi.py``)."""
         return WandbLogger(
-            **self._settings, run_name=run_name, group=self.run_id, parent_run_id=self.run_id
+            **self._settings,
+            run_id=run_id,
+            run_name=run_name,
+            group=self.run_id,
+            parent_run_id=self.run_id,
         )
 
     def finish(self, status: str = "FINISHED") -> None:
