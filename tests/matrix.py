@@ -136,6 +136,7 @@ HOW_TO_PAGES = [
     "remote-stores",
     "serve",
     "slurm",
+    "trackers",
 ]
 REFERENCE_PAGES = [
     "benchmarks",
@@ -357,6 +358,17 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "tests/test_tracking.py",
         "tests/test_records.py",
         "tests/test_outages.py",
+        # the trackers besides MLflow, and several at once
+        f"{pkg}/tracking/csv_logger.py",
+        f"{pkg}/tracking/tensorboard_logger.py",
+        f"{pkg}/tracking/wandb_logger.py",
+        f"{pkg}/tracking/multi.py",
+        f"{pkg}/tracking/run_folder.py",
+        "configs/logger/csv.yaml",
+        "configs/logger/tensorboard.yaml",
+        "configs/logger/wandb.yaml",
+        "configs/logger/multi.yaml",
+        "tests/test_trackers.py",
     }
     if answers["use_mlflow"]:
         files |= {

@@ -208,7 +208,7 @@ def resumed_state(cfg: DictConfig, output_dir: Path) -> dict:
 def open_run(cfg: DictConfig, output_dir: Path, data_md5: str | None = None):
     """The tracking run: a new one, or the checkpoint's run reopened, and the data it reads
     (``data_md5``: the digest ``require_validated`` already took of those files)."""
-    from .tracking.base import keep_unsent_in, open_logger
+    from .tracking.base import keep_unsent_in, open_logger, rewind
     from .tracking.records import record_data
 
     state = resumed_state(cfg, output_dir)
@@ -217,6 +217,8 @@ def open_run(cfg: DictConfig, output_dir: Path, data_md5: str | None = None):
     keep_unsent_in(logger, output_dir)  # if the tracker goes away mid-run (tracking.resend)
     if run_id:
         logger.set_tags({"resumed_at_step": state.get("global_step", "unknown")})
+        if "global_step" in state:  # what was logged after the checkpoint is logged again
+            rewind(logger, state["global_step"])
     if sweep_tags():  # a job of a sweep is tagged with it (docs/how-to/multirun.md)
         logger.set_tags(sweep_tags())
     record_data(logger, cfg, data_md5)

@@ -1,7 +1,8 @@
 """The logger interface the trainer and the evaluator talk to, and the logger that records nothing.
 
 The entry points build a logger from ``configs/logger/`` and hand it over; the tracker-specific
-loggers (MLflow) live in their own modules here, so that nothing else ever imports a tracker.
+loggers (MLflow, TensorBoard, W&B, CSV; several at once: ``multi.py``) live in their own modules
+here, so that nothing else ever imports a tracker.
 """
 
 from collections.abc import Mapping
@@ -57,6 +58,14 @@ def keep_unsent_in(logger: "Logger", run_dir: Path) -> None:
         keep(run_dir)
 
 
+def rewind(logger: "Logger", step: int) -> None:
+    """A training resumed from the checkpoint of ``step`` continues its run: a tracker that can
+    (TensorBoard, CSV) forgets what the run logged after ``step``, which is logged again."""
+    forget = getattr(logger, "rewind", None)
+    if forget is not None:
+        forget(step)
+
+
 def check_sent(logger: "Logger") -> None:
     """``TrackingError`` (exit 6) if the tracker stopped answering during the run: the outputs
     are on disk, and the message says where the rest is kept and how to send it."""
@@ -71,6 +80,8 @@ class Logger(Protocol):
 
     A logger is built from ``configs/logger/`` with ``run_id=`` (continue that run) or
     ``run_name=`` (name the new one); a logger that records nothing has no ``run_id``.
+    Optional, looked up with ``getattr``: ``resumed`` (it continues a run), ``log_model_enabled``
+    (false: ``log_model`` is never called), ``rewind(step)``, ``keep_unsent_in``, ``outage``.
     """
 
     #: The tracker's id of the run, kept in checkpoints so that a resumed run can continue it.
