@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from omegaconf import DictConfig, OmegaConf
 
 from .checks import Failure, format_failures
-from .schemas import is_images, is_text, schemas_for
+from .schemas import has_class_labels, is_images, is_text, schemas_for
 from .version import data_version
 
 CARD_FILE = "data_card.md"
@@ -167,7 +167,7 @@ def _labels(data: DictConfig, frames: dict[str, pd.DataFrame]) -> list[str]:
     target = data.target
     if not frames or any(target not in frame.columns for frame in frames.values()):
         return ["## Labels", "", f"The splits have no `{target}` column."]
-    if data.task == "regression":
+    if not has_class_labels(data):  # values, not classes: the schema says what it holds
         lines = [
             "## Target",
             "",

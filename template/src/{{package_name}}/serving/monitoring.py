@@ -79,7 +79,9 @@ def is_text(metadata: dict) -> bool:
     return metadata["input"].get("tokens") == "ids" or "tokenizer" in metadata
 
 
-def is_classification(metadata: dict) -> bool:
+def answers_probabilities(metadata: dict) -> bool:
+    """Whether the model answers class probabilities: its export's answers spec (the task's
+    ``answers_spec``) says so; then the log counts the predicted classes."""
     return metadata["output"].get("kind") == "probabilities"
 
 
@@ -229,7 +231,7 @@ class RequestLog:
             return
         self._bins = input_bins(metadata)
         self._classes = (
-            int(metadata["output"]["shape"][-1]) if is_classification(metadata) else None
+            int(metadata["output"]["shape"][-1]) if answers_probabilities(metadata) else None
         )
         self._model = _model_identity(metadata)
         # Each key's slots in one flat array: its bins, then one for non-finite values. Keys of
