@@ -377,6 +377,8 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
             f"{pkg}/tracking/unsent.py",
             "configs/logger/mlflow.yaml",
             "tests/test_tracking_mlflow.py",
+            f"{pkg}/tracking/registry.py",  # evaluate's gate promotes to MLflow's registry
+            "tests/test_registry.py",
         }
     # evaluation
     files |= {
@@ -401,6 +403,8 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         "tests/test_evaluation.py",
         "tests/test_evaluation_entry.py",
         f"{pkg}/evaluation/cards.py",  # the model card evaluate writes
+        f"{pkg}/evaluation/gate.py",  # the registry's gate (decided with or without MLflow)
+        "tests/test_gate.py",
         "tests/test_cards.py",
         "tests/test_quantization.py",
     }
