@@ -88,6 +88,7 @@ def _code_key(answers: dict) -> tuple:
 # template below.
 DVC_DEPENDENT_TESTS = ["tests/test_evaluation.py", "tests/test_tracking.py"]
 MLFLOW_DEPENDENT_TESTS = [
+    "tests/test_cv.py",
     "tests/test_evaluation_entry.py",
     "tests/test_interruptions.py",
     "tests/test_outages.py",
