@@ -18,13 +18,13 @@ from typing import Any
 
 import pandas as pd
 
-from .run_folder import open_run_folder
+from .run_folder import FolderRuns, open_run_folder
 from .run_info import environment, flatten, git_state, installed_packages, mask_secrets
 
 METRIC_COLUMNS = ["step", "name", "value", "time"]
 
 
-class CsvLogger:
+class CsvLogger(FolderRuns):
     """One run in ``<save_dir>/<run_id>/``, opened on construction, closed by ``finish``."""
 
     log_model_enabled = False  # no servable model format here: MLflow's job
@@ -106,17 +106,6 @@ class CsvLogger:
         rows = pd.read_csv(path).to_dict("records") if path.is_file() else []
         rows = [r for r in rows if (r["name"], r["context"]) != (name, context)] + [row]
         pd.DataFrame(rows).to_csv(path, index=False)
-
-    def child(self, run_name: str, run_id: str | None = None) -> "CsvLogger":
-        """A run of its own beside this one, tagged with its id (a search's trial); ``run_id``:
-        the id to open it under (another logger's, ``tracking/multi.py``)."""
-        return CsvLogger(
-            **self._settings,
-            run_id=run_id,
-            run_name=run_name,
-            resume="allow",
-            parent_run_id=self.run_id,
-        )
 
     def finish(self, status: str = "FINISHED") -> None:
         self.set_tags({"status": status})

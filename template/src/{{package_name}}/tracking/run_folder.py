@@ -17,6 +17,22 @@ from .base import RunNotFoundError
 RESUME_CHOICES = ("must", "allow")
 
 
+class FolderRuns:
+    """What a folder run's logger (CSV, TensorBoard) does to open a run of its own: the same
+    settings (``_settings``), a new folder beside this one, tagged with this run's id."""
+
+    def child(self, run_name: str, run_id: str | None = None):
+        """A run of its own beside this one, tagged with its id (a search's trial); ``run_id``:
+        the id to open it under (another logger's, ``tracking/multi.py``)."""
+        return type(self)(
+            **self._settings,
+            run_id=run_id,
+            run_name=run_name,
+            resume="allow",
+            parent_run_id=self.run_id,
+        )
+
+
 def missing_package(logger: str, package: str) -> ConfigError:
     """``logger=<logger>`` needs ``package``, an optional extra of the project (exit 2)."""
     return ConfigError(

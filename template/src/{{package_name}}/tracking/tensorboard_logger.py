@@ -19,14 +19,14 @@ from typing import Any
 
 import pandas as pd
 
-from .run_folder import missing_package, open_run_folder
+from .run_folder import FolderRuns, missing_package, open_run_folder
 from .run_info import environment, flatten, git_state, mask_secrets
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 TABLE_ROWS = 50  # the first rows of a table shown as text; the whole table is in MLflow or CSV
 
 
-class TensorBoardLogger:
+class TensorBoardLogger(FolderRuns):
     """One run in ``<save_dir>/<run_id>/``, opened on construction, closed by ``finish``."""
 
     log_model_enabled = False  # TensorBoard keeps no model
@@ -117,17 +117,6 @@ class TensorBoardLogger:
         rows, columns = frame.shape
         text = f"{context}: `{source}`, version (md5) `{digest}`, {rows} rows, {columns} columns"
         self._writer.add_text(f"datasets/{name}", text, self._step)
-
-    def child(self, run_name: str, run_id: str | None = None) -> "TensorBoardLogger":
-        """A run of its own beside this one, tagged with its id (a search's trial); ``run_id``:
-        the id to open it under (another logger's, ``tracking/multi.py``)."""
-        return TensorBoardLogger(
-            **self._settings,
-            run_id=run_id,
-            run_name=run_name,
-            resume="allow",
-            parent_run_id=self.run_id,
-        )
 
     def finish(self, status: str = "FINISHED") -> None:
         self._writer.add_text("tags/status", status, self._step)
