@@ -105,6 +105,21 @@ def _first_of_each(key, among=COMBINATIONS) -> set[str]:
     return {combination_id(next(c for c in among if key(c) == k)) for k in {key(c) for c in among}}
 
 
+# The package is the same for every render of one (task, use_mlflow): mypy checks one of each.
+TYPECHECKED = _first_of_each(_code_key)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answers", [p for p in COMBINATION_PARAMS if p.id in TYPECHECKED])
+def test_render_passes_mypy(render, answers, tmp_path_factory):
+    # `make typecheck`'s command, with the settings in the render's pyproject.toml. One cache per
+    # test worker: the libraries' modules (torch alone is most of the time) are analysed once.
+    project = render(answers)
+    cache = tmp_path_factory.getbasetemp() / "mypy-cache"
+    proc = run(["mypy", "--cache-dir", str(cache)], cwd=project.path)
+    assert "Success: no issues found" in proc.stdout, proc.stdout
+
+
 # One render of each task runs the whole fast set, with DVC and MLflow; one render of each task
 # without either runs the files use_mlflow changes (and those use_dvc changes); the first render
 # of each (task, use_mlflow, use_dvc) not covered so far runs the files use_dvc changes; every
