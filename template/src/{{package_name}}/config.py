@@ -14,7 +14,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -24,6 +24,15 @@ from .errors import ConfigError, JobFailed, fail, reported
 # the paths in configs/paths/ are relative to it.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = str(PROJECT_ROOT / "configs")
+
+
+def as_dict(node: Any, resolve: bool = True) -> dict[str, Any]:
+    """A config mapping as plain dicts and lists. OmegaConf.to_container's return type is a union
+    of every container kind; this one says what a mapping gives, and fails on anything else."""
+    container = OmegaConf.to_container(node, resolve=resolve)
+    if not isinstance(container, dict):
+        raise TypeError(f"expected a config mapping, got {type(container).__name__}")
+    return cast(dict[str, Any], container)
 
 
 def compose(overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:
