@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-# The targets test_copy_cli.py's slow test runs with the project's own environment; test-all is
+# The targets test_copy_cli.py's slow test runs with the project's own environment (lock-check on
+# the lock that setup wrote, and again after a dependency is edited); test-all is
 # the fast set it runs (`make test`) plus the slow set that test_generated_slow.py runs.
-TESTED_TARGETS = {"setup", "lint", "test-all", "repro"}
+TESTED_TARGETS = {"setup", "lock-check", "lint", "test-all", "repro"}
 
 
 def make_targets(commands: list[str]) -> list[str]:
@@ -39,6 +40,8 @@ def test_ci_steps_are_tested_makefile_targets(render, ci):
     targets = make_targets(commands)
     assert set(targets) == TESTED_TARGETS, targets
     assert targets[0] == "setup"
+    # The lock is checked before anything runs in the environment installed from it.
+    assert targets.index("lock-check") < targets.index("lint")
     makefile = (project.path / "Makefile").read_text()
     for target in targets:
         assert re.search(rf"^{target}:", makefile, re.MULTILINE), target

@@ -7,14 +7,18 @@ tests that prove a generated project installs on its own.
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 
-from .conftest import TEMPLATE_ROOT, VENV_BIN, run
+from .conftest import TEMPLATE_ROOT, VENV_BIN, run, tool_env
 
 CONSTRAINTS = TEMPLATE_ROOT / "constraints.txt"
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -86,15 +90,36 @@ def test_make_help_lists_the_targets(cli_render):
     }
 
 
+# The date the test's lock resolves as of (uv's --exclude-newer): the newest torch then was 2.13.0,
+# the release whose CPU build this machine's package index holds (constraints.txt). A fixed date
+# also makes the lock, and so this test, the same on whichever day it runs.
+LOCK_DATE = "2026-08-15T00:00:00Z"
+
+
+def torch_wheels(folder: Path) -> Path:
+    """A folder holding this environment's torch as a wheel, found where pip found it."""
+    version = importlib.metadata.version("torch")
+    pip = [str(VENV_BIN / "python"), "-m", "pip", "download", "--no-deps", "--quiet"]
+    run([*pip, "--dest", str(folder), f"torch=={version}"], cwd=folder.parent)
+    return folder
+
+
 @pytest.mark.slow
-def test_make_setup_installs_a_project_that_lints_and_tests_clean(cli_render):
+def test_make_setup_installs_the_locked_environment_that_lints_and_tests_clean(
+    cli_render, tmp_path
+):
     destination, _ = cli_render
     # A fresh venv from the base interpreter, not this one: nothing leaks in from the test env.
     base_python = getattr(sys, "_base_executable", sys.executable)
-    env = {"PIP_CONSTRAINT": str(CONSTRAINTS), "PIP_PROGRESS_BAR": "off"}
-    # TORCH=default: the constrained torch comes from this machine's package index (the build
-    # choice itself is tested below, without installing anything).
-    setup = ["make", "setup", f"PYTHON={base_python}", "TORCH=default"]
+    env = {
+        "PIP_CONSTRAINT": str(CONSTRAINTS),
+        "PIP_PROGRESS_BAR": "off",
+        "UV_EXCLUDE_NEWER": LOCK_DATE,
+        # torch's CPU build from a folder (scripts/install_locked.sh): the CPU index is not
+        # reachable here, this machine's wheel is.
+        "TORCH_WHEELS": str(torch_wheels(tmp_path / "wheels")),
+    }
+    setup = ["make", "setup", f"PYTHON={base_python}", "TORCH=cpu"]
     run(setup, cwd=destination, timeout=900, **env)
     venv = destination / ".venv" / "bin"
     assert (venv / "python").exists()
@@ -113,6 +138,45 @@ def test_make_setup_installs_a_project_that_lints_and_tests_clean(cli_render):
         check=True,
     )
     assert status.stdout == "", f"make setup left uncommitted files:\n{status.stdout}"
+
+    # The first `make setup` wrote uv.lock and `make init` committed it; the environment is the
+    # lock's, package for package, with torch's CPU build of the locked version and none of the
+    # CUDA build's NVIDIA libraries.
+    tracked = run(["git", "ls-files", "uv.lock"], cwd=destination).stdout.split()
+    assert tracked == ["uv.lock"]
+    locked = {
+        package["name"]: package["version"]
+        for package in tomllib.loads((destination / "uv.lock").read_text())["package"]
+    }
+    listing = run(["uv", "pip", "list", "--format", "json", "--python", str(venv / "python")],
+                  cwd=destination, bin_dir=venv)  # fmt: skip
+    installed = {p["name"]: p["version"] for p in json.loads(listing.stdout)}
+    assert locked["torch"] == "2.13.0" and installed["torch"] == "2.13.0+cpu"
+    assert not [name for name in installed if name.startswith(("nvidia-", "cuda-", "triton"))]
+    differing = {
+        name: (version, locked.get(name))
+        for name, version in installed.items()
+        if name not in {"torch", "my-dl-project", "pip"} and locked.get(name) != version
+    }
+    assert differing == {}, "installed versions that are not the locked ones"
+    assert {"mypy", "pytest-cov", "uv", "ruff"} <= set(installed)
+
+    # The drift check CI runs: clean now; a dependency edited without `make lock` fails it, with
+    # uv's message, offline.
+    run(["make", "lock-check"], cwd=destination, **env)
+    pyproject = destination / "pyproject.toml"
+    original = pyproject.read_text()
+    pyproject.write_text(original.replace('  "tqdm>=4.66",\n', ""))
+    try:
+        drift = subprocess.run(
+            ["make", "lock-check"], cwd=destination, capture_output=True, text=True,
+            env=tool_env(**env, UV_OFFLINE="1"),
+        )  # fmt: skip
+    finally:
+        pyproject.write_text(original)
+    assert drift.returncode != 0
+    assert "uv.lock` needs to be updated" in drift.stderr, drift.stderr
+
     # The project's own tools, from its own environment.
     run(["make", "lint"], cwd=destination)
     run(["pre-commit", "run", "--all-files"], cwd=destination, bin_dir=venv)
@@ -175,44 +239,114 @@ def test_torch_index_refuses_an_unknown_build_with_the_choices(default_project):
     assert "TORCH=cuda" in proc.stderr and "cu128" in proc.stderr and "default" in proc.stderr
 
 
-def pip_calls_of_make_install(project, tmp_path, *make_args: str, **env: str) -> list[str]:
-    """The pip commands `make install` runs, recorded by a stand-in for the venv's python."""
+# A lock with what matters to the installer: torch, two packages only its CUDA build needs, and
+# one every build needs.
+FAKE_LOCK = """version = 1
+
+[[package]]
+name = "numpy"
+version = "2.3.5"
+
+[[package]]
+name = "nvidia-cublas-cu12"
+version = "12.8.4.1"
+
+[[package]]
+name = "torch"
+version = "2.9.1"
+
+[[package]]
+name = "triton"
+version = "3.5.1"
+"""
+
+
+def install_calls(project, tmp_path, *make_args: str, lock: bool = True, **env: str) -> list[str]:
+    """The uv and python commands `make install` runs, recorded by stand-ins in the venv; a
+    stand-in `uv lock` writes FAKE_LOCK."""
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
-    log = tmp_path / "pip-calls.txt"
-    python = venv / "bin" / "python"
-    python.write_text(f'#!/bin/sh\necho "$*" >> "{log}"\n')
-    python.chmod(0o755)
+    log = tmp_path / "calls.txt"
+    fake_lock = tmp_path / "fake.lock"
+    fake_lock.write_text(FAKE_LOCK)
+    if lock:
+        shutil.copy(fake_lock, project / "uv.lock")
+    for tool in ("python", "uv"):
+        stand_in = venv / "bin" / tool
+        stand_in.write_text(
+            f'#!/bin/sh\necho "{tool} $*" >> "{log}"\n'
+            f'if [ "$1" = lock ]; then cp "{fake_lock}" uv.lock; fi\n'
+        )
+        stand_in.chmod(0o755)
     run(["make", "install", f"VENV={venv}", *make_args], cwd=project, **env)
-    return log.read_text().splitlines()
+    return [line.replace(str(venv), "VENV") for line in log.read_text().splitlines()]
 
 
-def test_make_install_takes_the_cpu_build_of_torch_without_a_driver(default_project, tmp_path):
+def locked_install(*no_emit: str, torch: str = "") -> list[str]:
+    """What install_locked.sh runs: export the lock (less `no_emit`), install it hash-checked,
+    torch from `torch` (pip options) if given, then the project."""
+    skipped = "".join(f" --no-emit-package {name}" for name in no_emit)
+    export = "uv export --frozen --quiet --format requirements.txt --no-emit-project --extra dev"
+    pip = "uv pip install --python VENV/bin/python"
+    calls = [
+        f"{export}{skipped} --output-file VENV/requirements.lock.txt",
+        f"{pip} --require-hashes --no-deps --requirement VENV/requirements.lock.txt",
+    ]
+    if torch:
+        calls.append(f"{pip} --no-deps {torch} torch==2.9.1")
+    return [*calls, f"{pip} --no-deps --editable ."]
+
+
+CUDA_ONLY = ("torch", "nvidia-cublas-cu12", "triton")
+
+
+@pytest.fixture
+def project_copy(default_project, tmp_path):
     project = tmp_path / "project"
     shutil.copytree(default_project.path, project)
+    return project
+
+
+def test_make_install_takes_the_cpu_build_of_the_locked_torch_without_a_driver(
+    project_copy, tmp_path
+):
     no_driver = str(tmp_path / "no-such-nvidia-smi")
-    calls = pip_calls_of_make_install(project, tmp_path, NVIDIA_SMI=no_driver)
-    # torch alone from the CPU index first (--index-url, not --extra-index-url), then the project.
-    assert calls == [
-        "-m pip install --quiet --upgrade pip",
-        f"-m pip install --quiet --index-url {CPU_INDEX} torch",
-        "-m pip install --quiet -e .[dev]",
-    ]
+    calls = install_calls(project_copy, tmp_path, NVIDIA_SMI=no_driver)
+    # Every locked package but torch and its CUDA libraries, then the same torch version from the
+    # CPU index (--index-url, not --extra-index-url, which could still take PyPI's CUDA build).
+    assert calls == locked_install(*CUDA_ONLY, torch=f"--index-url {CPU_INDEX}")
 
 
 @pytest.mark.parametrize("choice", ["auto", "default"])
-def test_make_install_takes_pypis_torch_with_a_driver_or_when_asked(
-    default_project, tmp_path, choice
+def test_make_install_takes_the_lock_as_it_is_with_a_driver_or_when_asked(
+    project_copy, tmp_path, choice
 ):
-    project = tmp_path / "project"
-    shutil.copytree(default_project.path, project)
     driver = fake_nvidia_smi(tmp_path, 0) if choice == "auto" else str(tmp_path / "none")
-    calls = pip_calls_of_make_install(project, tmp_path, f"TORCH={choice}", NVIDIA_SMI=driver)
-    assert calls == ["-m pip install --quiet --upgrade pip", "-m pip install --quiet -e .[dev]"]
+    calls = install_calls(project_copy, tmp_path, f"TORCH={choice}", NVIDIA_SMI=driver)
+    assert calls == locked_install()
 
 
-def test_make_install_stops_on_an_unknown_torch_build(default_project, tmp_path):
-    project = tmp_path / "project"
-    shutil.copytree(default_project.path, project)
+def test_make_install_takes_torch_from_a_folder_of_wheels_when_told(project_copy, tmp_path):
+    wheels = tmp_path / "wheels"
+    calls = install_calls(project_copy, tmp_path, "TORCH=cpu", TORCH_WHEELS=str(wheels))
+    assert calls == locked_install(*CUDA_ONLY, torch=f"--no-index --find-links {wheels}")
+
+
+def test_the_first_make_install_writes_the_lock(project_copy, tmp_path):
+    assert not (project_copy / "uv.lock").exists()  # a fresh render has none
+    calls = install_calls(project_copy, tmp_path, "TORCH=default", lock=False)
+    assert calls == ["uv lock", *locked_install()]
+    assert (project_copy / "uv.lock").read_text() == FAKE_LOCK
+
+
+def test_make_install_stops_on_an_unknown_torch_build(project_copy, tmp_path):
     with pytest.raises(pytest.fail.Exception, match="TORCH=cuda is not a PyTorch build"):
-        pip_calls_of_make_install(project, tmp_path, "TORCH=cuda")
+        install_calls(project_copy, tmp_path, "TORCH=cuda")
+
+
+def test_the_locked_install_refuses_a_missing_lock_with_what_to_run(project_copy):
+    proc = subprocess.run(
+        ["sh", "scripts/install_locked.sh", "cpu"], cwd=project_copy, capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert "uv.lock is missing" in proc.stderr and "make lock" in proc.stderr

@@ -100,7 +100,10 @@ def test_the_build_context_holds_only_what_the_image_needs(docker_project, tmp_p
         f"src/{docker_project.answers.get('package_name', 'my_dl_project')}/__pycache__/a.pyc",
         "notebooks/explore.ipynb",
     ]
-    files = sorted(set(docker_project.files) | set(clutter))
+    # uv.lock: `make docker-build` writes it first (make lock) where the project has none yet.
+    assert re.search(r"^docker-build: uv\.lock ", (root / "Makefile").read_text(), re.MULTILINE)
+    locked = {"uv.lock"}
+    files = sorted(set(docker_project.files) | set(clutter) | locked)
     sent = {f for f in files if not dockerignore_excludes(patterns, f)}
     assert not sent & set(clutter), f"the context would include {sorted(sent & set(clutter))}"
     # Everything the Dockerfile copies from the context is in it.
@@ -108,9 +111,12 @@ def test_the_build_context_holds_only_what_the_image_needs(docker_project, tmp_p
     copied = re.findall(r"^COPY (?!--from)(?:--chown=\S+ )?(.+) \S+$", dockerfile, re.MULTILINE)
     for source in " ".join(copied).split():
         assert any(f == source or f.startswith(source.rstrip("/") + "/") for f in sent), source
-    top_level = {"pyproject.toml", "README.md", "LICENSE"}
+    top_level = {"pyproject.toml", "README.md", "LICENSE", "uv.lock"}
+    installer = {"scripts/install_locked.sh", "scripts/torch_index.sh"}
     needed = {
-        f for f in docker_project.files if f in top_level or f.split("/")[0] in {"src", "configs"}
+        f
+        for f in set(docker_project.files) | locked
+        if f in top_level or f in installer or f.split("/")[0] in {"src", "configs"}
     }
     assert sent == needed
 
@@ -176,6 +182,7 @@ def test_the_image_serves_the_exported_model(render, tmp_path):
     (project / "outputs" / "serve").mkdir()
     os.chmod(project / "outputs", 0o777)  # whichever uid the engine maps us to may write
 
+    run(["uv", "lock"], project)  # what `make docker-build` does first: the image installs it
     tag = f"{pkg}-serve-test:{uuid.uuid4().hex[:8]}"
     run([docker, "build", "-t", tag, "."], project, timeout=1800)
     container = None
