@@ -170,6 +170,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         *(f"docs/how-to/{page}.md" for page in HOW_TO_PAGES),
         *(f"docs/{page}.md" for page in REFERENCE_PAGES),
         "scripts/torch_index.sh",
+        "scripts/install_locked.sh",
         # VS Code / Codespaces: a CPU and a CUDA container (tests/test_devcontainer.py)
         ".devcontainer/devcontainer.json",
         ".devcontainer/cuda/devcontainer.json",

@@ -187,8 +187,12 @@ def test_make_setup_installs_the_locked_environment_that_lints_and_tests_clean(
     # and the test dependencies, so a dependency missing from pyproject.toml still fails here.
     proc = run(["make", "test", "ARGS=-k 'config_schema or layers or predict'"], cwd=destination)
     assert re.search(r"\d+ passed, .*\d+ deselected", proc.stdout), proc.stdout
+    # ... with the package's coverage, the entry points the tests start as processes included.
+    total = re.search(r"^TOTAL +\d+ +\d+ +(\d+)%$", proc.stdout, re.MULTILINE)
+    assert total and 0 < int(total.group(1)) <= 100, proc.stdout
+    assert not re.search(r"^src/\S+/predict\.py +\d+ +\d+ +0%", proc.stdout, re.MULTILINE)
     dry = run(["make", "-n", "test-all"], cwd=destination).stdout
-    assert dry.strip() == "python -m pytest", dry
+    assert dry.strip() == "python -m pytest --cov --cov-report=term --cov-report=xml", dry
     # The pipeline, offline, with the project's own DVC; a second run has nothing to do.
     first = run(["make", "repro"], cwd=destination)
     assert "Running stage 'validate'" in first.stdout

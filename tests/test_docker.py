@@ -58,8 +58,11 @@ def test_the_image_runs_as_a_non_root_user(docker_project):
 def test_the_base_follows_the_answer(render):
     cpu = (render({"docker_base": "cpu"}).path / "Dockerfile").read_text()
     cuda = (render({"docker_base": "cuda"}).path / "Dockerfile").read_text()
-    assert "python:3.11-slim" in cpu and "download.pytorch.org/whl/cpu" in cpu
-    assert "nvidia/cuda:" in cuda and "whl/cpu" not in cuda
+    # Both install the lock (scripts/install_locked.sh): the CPU image with torch's CPU build,
+    # the CUDA one as locked (PyPI's CUDA build).
+    installs = r"EXTRAS=\"\" EDITABLE=0 UV_NO_CACHE=1 sh scripts/install_locked.sh (\w+)$"
+    assert "python:3.11-slim" in cpu and re.search(installs, cpu, re.M).group(1) == "cpu"
+    assert "nvidia/cuda:" in cuda and re.search(installs, cuda, re.M).group(1) == "default"
 
 
 def dockerignore_excludes(patterns: list[str], path: str) -> bool:
