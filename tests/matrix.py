@@ -127,6 +127,7 @@ HOW_TO_PAGES = [
     "docker",
     "ema",
     "fine-tune-text",
+    "lock-dependencies",
     "monitor",
     "multirun",
     "fsdp",
@@ -137,6 +138,7 @@ HOW_TO_PAGES = [
     "serve",
     "slurm",
     "trackers",
+    "type-check-and-coverage",
 ]
 REFERENCE_PAGES = [
     "benchmarks",
