@@ -90,10 +90,13 @@ def test_make_help_lists_the_targets(cli_render):
     }
 
 
-# The date the test's lock resolves as of (uv's --exclude-newer): the newest torch then was 2.13.0,
-# the release whose CPU build this machine's package index holds (constraints.txt). A fixed date
-# also makes the lock, and so this test, the same on whichever day it runs.
-LOCK_DATE = "2026-08-15T00:00:00Z"
+# The test's lock resolves as of fixed dates (uv's exclude-newer), so that it is the same on
+# whichever day the test runs: torch as of a day its newest release was 2.13.0, the release whose
+# CPU build this machine's package index holds (constraints.txt); the rest as of a day close to
+# the test environment's own versions (mypy and the libraries it reads the types of).
+UV_SETTINGS = """exclude-newer = "2026-11-30T00:00:00Z"
+exclude-newer-package = { torch = "2026-08-15T00:00:00Z" }
+"""
 
 
 def torch_wheels(folder: Path) -> Path:
@@ -111,10 +114,12 @@ def test_make_setup_installs_the_locked_environment_that_lints_and_tests_clean(
     destination, _ = cli_render
     # A fresh venv from the base interpreter, not this one: nothing leaks in from the test env.
     base_python = getattr(sys, "_base_executable", sys.executable)
+    uv_settings = tmp_path / "uv.toml"
+    uv_settings.write_text(UV_SETTINGS)
     env = {
         "PIP_CONSTRAINT": str(CONSTRAINTS),
         "PIP_PROGRESS_BAR": "off",
-        "UV_EXCLUDE_NEWER": LOCK_DATE,
+        "UV_CONFIG_FILE": str(uv_settings),
         # torch's CPU build from a folder (scripts/install_locked.sh): the CPU index is not
         # reachable here, this machine's wheel is.
         "TORCH_WHEELS": str(torch_wheels(tmp_path / "wheels")),
