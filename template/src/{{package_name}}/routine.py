@@ -31,6 +31,8 @@ RECORD = Path("data/processed.validation.json")
 REPORTS = Path("reports")
 #: How much of a failed step's output the report keeps.
 TAIL_LINES = 30
+#: The report's word for the validation record's ``passed`` (a bool; anything else: not run).
+VALIDATION_WORDS: dict[Any, str] = {True: "passed", False: "FAILED"}
 
 
 @dataclass
@@ -142,7 +144,7 @@ def write_report(outcome: Outcome, folder: Path) -> Path:
         *(f"| {s.name} | {s.status} | {s.seconds} |" for s in outcome.steps),
         "",
         f"- Data: md5 `{outcome.data.get('md5')}`; validation "
-        + {True: "passed", False: "FAILED"}.get(outcome.validation.get("passed"), "not run"),
+        + VALIDATION_WORDS.get(outcome.validation.get("passed"), "not run"),
         f"- Model: `{MODEL}` md5 `{outcome.model_after}` (before: `{outcome.model_before}`)",
     ]
     headline = {

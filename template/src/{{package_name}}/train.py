@@ -36,7 +36,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from .config import check_settings, entry_point, holds_only_hydra_files
+from .config import as_dict, check_settings, entry_point, holds_only_hydra_files
 
 
 @entry_point("train")
@@ -62,6 +62,7 @@ def main(cfg: DictConfig) -> None:
             logger = open_run(cfg, output_dir, data_md5)
         metrics = fit(cfg, output_dir, logger, ctx)
         if ctx.is_main:
+            assert logger is not None  # the main process opened the run above
             record_outputs(cfg, output_dir, logger)
             logger.finish("FINISHED")
             check_sent(logger)  # exit 6 if the tracker went away: what it missed is kept
@@ -192,8 +193,6 @@ def resumed_state(cfg: DictConfig, output_dir: Path) -> dict:
         return {}
     import warnings
 
-    from omegaconf import OmegaConf
-
     from .training import checkpoint, resume
 
     with warnings.catch_warnings():
@@ -201,7 +200,7 @@ def resumed_state(cfg: DictConfig, output_dir: Path) -> dict:
         resumed = checkpoint.resolve(cfg.ckpt_path, output_dir / "checkpoints")
     if not resumed:
         return {}
-    resume.check(resumed[0].get("config"), OmegaConf.to_container(cfg, resolve=True), resumed[1])
+    resume.check(resumed[0].get("config"), as_dict(cfg, resolve=True), resumed[1])
     return resumed[0]["trainer_state"]
 
 

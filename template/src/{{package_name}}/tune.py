@@ -33,7 +33,7 @@ def main(cfg: DictConfig) -> None:
     # An error's message and exit code (a trial's failure is the trial's): errors.reported.
     require_validated(cfg)  # every trial trains on data that passed validation
     study = search(cfg, compose_trial)
-    states = {}
+    states: dict[str, int] = {}
     for trial in study.trials:
         states[trial.state.name] = states.get(trial.state.name, 0) + 1
     counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(states.items()))

@@ -40,6 +40,9 @@ _INSTALL = "pip install timm torchvision (or the project's extra: pip install -e
 class Backbone(nn.Module):
     """``normalise -> backbone -> pooled features -> dropout -> linear head``."""
 
+    mean: torch.Tensor  # buffers (register_buffer), typed for the type checker
+    std: torch.Tensor
+
     def __init__(
         self,
         source: str = "timm",

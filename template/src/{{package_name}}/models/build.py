@@ -23,8 +23,9 @@ def load_pretrained(model: nn.Module) -> None:
     """Load the pretrained weights of every part of ``model`` that has some (a ``Backbone``'s
     ``model.weights``). Only a new run needs them: a checkpoint holds the trained weights."""
     for module in model.modules():
-        if callable(getattr(module, "load_pretrained", None)):
-            module.load_pretrained()
+        load = getattr(module, "load_pretrained", None)
+        if callable(load):
+            load()
 
 
 _DROPOUT = (

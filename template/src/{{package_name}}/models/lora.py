@@ -44,6 +44,8 @@ TOKENIZER_FILE = "tokenizer.json"  # data/text.py's name for it (models import n
 
 
 class LoraClassifier(nn.Module):
+    model: Any  # peft's PeftModel over a transformers classifier (peft and transformers: untyped)
+
     def __init__(
         self,
         pretrained: str,

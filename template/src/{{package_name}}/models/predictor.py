@@ -21,6 +21,9 @@ from torch import nn
 class Predictor(nn.Module):
     """``forward(rows)``: rows of raw features ``(n, features)`` -> ``decode``'s answers."""
 
+    offset: torch.Tensor  # buffers (register_buffer), typed for the type checker
+    scale: torch.Tensor
+
     def __init__(
         self,
         model: nn.Module,

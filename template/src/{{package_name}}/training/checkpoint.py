@@ -47,7 +47,9 @@ def rng_state() -> dict[str, Any]:
     they were 1,250 objects to pickle, a third of a small model's checkpoint write.
     """
     version, mt_state, gauss = random.getstate()
-    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()  # noqa: NPY002
+    legacy = np.random.get_state()  # noqa: NPY002
+    assert isinstance(legacy, tuple)  # legacy=True (the default): a tuple, not the dict form
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = legacy
     state: dict[str, Any] = {
         "python": [version, torch.tensor(mt_state, dtype=torch.int64), gauss],
         "numpy": [

@@ -22,6 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from ..config import as_dict
 from ..errors import CheckpointError
 from ..tasks import Task
 from ..tracking.run_info import flatten, mask_config
@@ -125,8 +126,8 @@ class Checkpointer:
 
     def _load_state(self, saved: dict[str, Any], path: Path) -> None:
         """Load the states, after comparing the checkpoint's config with this one (resume.py)."""
-        current = OmegaConf.to_container(self.cfg, resolve=True)
-        applied = resume.check(saved.get("config"), current, path)  # type: ignore[arg-type]
+        current = as_dict(self.cfg, resolve=True)
+        applied = resume.check(saved.get("config"), current, path)
         try:
             if "sharded" in saved:  # a step-N/ folder: every rank loads its shards
                 sharded.load(self.model, self.optimizer, path)
@@ -144,9 +145,16 @@ class Checkpointer:
                 f"{path} does not fit this run's model or optimizer ({first}). Resume with the "
                 "config it was trained with, or start a new run (ckpt_path=null)."
             ) from None
-        lrs = [flatten(c).get("optimizer.lr") for c in (saved.get("config") or {}, current)]
-        if all(isinstance(lr, (int, float)) and lr > 0 for lr in lrs) and lrs[0] != lrs[1]:
-            resume.apply_lr(self.optimizer, self.scheduler, *lrs)
+        old_lr = flatten(saved.get("config") or {}).get("optimizer.lr")
+        new_lr = flatten(current).get("optimizer.lr")
+        if (
+            isinstance(old_lr, (int, float))
+            and isinstance(new_lr, (int, float))
+            and old_lr > 0
+            and new_lr > 0
+            and old_lr != new_lr
+        ):
+            resume.apply_lr(self.optimizer, self.scheduler, old_lr, new_lr)
         for line in applied:
             log.warning(line)
 
@@ -193,7 +201,8 @@ class Checkpointer:
         path = None
         if self.ctx.is_main:
             write: Any = checkpoint.save if step_file else checkpoint.save_best
-            args = (self.folder, state.global_step, self.cfg.checkpoint.keep_last, best)
+            keep = self.cfg.checkpoint.keep_last
+            args: tuple[Any, ...] = (self.folder, state.global_step, keep, best)
             args = args if step_file else (self.folder,)
             path = self.folder / f"step-{state.global_step}.pt" if step_file else None
             if self.writer is None:

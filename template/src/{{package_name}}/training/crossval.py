@@ -30,6 +30,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from .. import tasks
+from ..config import as_dict
 from ..data.folds import fold_indices, read_training_rows, target_column, write_fold
 from ..data.record import require_validated
 from ..errors import ConfigError, Interrupted, TrackingError
@@ -312,7 +313,7 @@ def _open_parent(cfg: DictConfig, output_dir: Path, data_md5: str) -> Any:
     if getattr(parent, "run_id", None) is None:
         return None
     keep_unsent_in(parent, output_dir)
-    parent.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
+    parent.log_params(flatten(as_dict(cfg, resolve=True)))
     parent.set_tags(
         {"cv.folds": int(cfg.cv.folds), "cv.seed": int(cfg.cv.seed), "data.md5": data_md5}
     )

@@ -118,8 +118,8 @@ def criterion(
 ) -> TaskLoss:  # fmt: skip
     """The task's loss, or with ``distillation.teacher_ckpt`` set a ``Distiller``
     (``feature_scale``: the student's, for tables; the teacher's must be the same)."""
-    settings = cfg.get("distillation") or {}
-    if not settings.get("teacher_ckpt"):
+    settings = cfg.get("distillation")
+    if not settings or not settings.get("teacher_ckpt"):
         return TaskLoss(task)
     device = device or torch.device("cpu")
     # Building the teacher draws initial weights that its checkpoint's then replace: the
@@ -166,7 +166,9 @@ def _mismatch(
             return f"it was trained with data.{key}={was}, this run has data.{key}={now}"
     if task.text:
         from ..data.text import tokenizer_md5
+        from ..tasks.text_classification import TextClassification
 
+        assert isinstance(task, TextClassification)  # the text task, which holds the tokenizer
         was = (state.get("tokenizer") or {}).get("md5")
         now = tokenizer_md5(task.tokenizer_json) if task.tokenizer_json else None
         if was != now:

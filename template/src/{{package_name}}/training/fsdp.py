@@ -24,6 +24,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -71,7 +72,7 @@ def shard(model: nn.Module, precision: str, fsdp_cfg) -> nn.Module:
     """Shard ``model`` in place (FSDP2): each block, then the root; returns it."""
     from torch.distributed.fsdp import fully_shard
 
-    options = {"reshard_after_forward": bool(fsdp_cfg.reshard_after_forward)}
+    options: dict[str, Any] = {"reshard_after_forward": bool(fsdp_cfg.reshard_after_forward)}
     policy = mixed_precision(precision)
     if policy is not None:
         options["mp_policy"] = policy
@@ -128,11 +129,14 @@ def no_sync(net: nn.Module, skip: bool) -> Iterator[None]:
     if not skip:
         yield
     elif is_sharded(net):
-        net.set_requires_gradient_sync(False)  # type: ignore[operator]
+        from torch.distributed.fsdp import FSDPModule  # imported already: is_sharded saw it
+
+        assert isinstance(net, FSDPModule)  # what is_sharded checked
+        net.set_requires_gradient_sync(False)
         try:
             yield
         finally:
-            net.set_requires_gradient_sync(True)  # type: ignore[operator]
+            net.set_requires_gradient_sync(True)
     elif isinstance(net, nn.parallel.DistributedDataParallel):
         with net.no_sync():
             yield

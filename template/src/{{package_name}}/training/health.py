@@ -97,7 +97,7 @@ class HealthMonitor:
         self._earlier: float | None = None  # the lowest loss before the window
         for row in self.history["train"]:  # a resumed run continues its trends
             if isinstance(row.get("train/loss"), float) and math.isfinite(row["train/loss"]):
-                self._track(row["step"], row["train/loss"])
+                self._track(int(row["step"]), row["train/loss"])  # steps are saved as ints
         # The fixed validation batch drawn after validations: only where a tracker keeps it.
         k = int(s["sample_predictions"] or 0)
         tracked = not isinstance(self.logger, NullLogger) and self.output_dir is not None

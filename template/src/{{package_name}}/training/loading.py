@@ -18,8 +18,13 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from ..data.images import ImageFiles
 from ..data.streaming import ParquetStream, StreamBatches
+from ..data.text import TokenizedText
 from . import distributed
+
+#: A split as ``data.datasets.load_split`` reads it (``lazy``: a large table is a stream).
+Split = TensorDataset | ImageFiles | TokenizedText | ParquetStream
 
 
 class TensorBatches:
@@ -85,8 +90,8 @@ def use_a_short_folder_for_sockets() -> None:
 
 
 def batches(
-    dataset: Dataset, sampler: Any, num_workers: int, device: torch.device, seed: int
-) -> TensorBatches | DataLoader:
+    dataset: Split, sampler: Any, num_workers: int, device: torch.device, seed: int
+) -> TensorBatches | StreamBatches | DataLoader:
     """In-memory batches of tensors without workers; a stream's own batches (``ParquetStream``);
     otherwise, and always for a dataset that reads files (``ImageFiles``: decoding is the
     loader's work, in the main process with ``num_workers: 0``), a DataLoader over the same
@@ -127,13 +132,16 @@ def _stream(
     )
 
 
-def targets_of(dataset: Dataset) -> torch.Tensor:
+def targets_of(dataset: Split) -> torch.Tensor:
     """Every target of a split (``task.fit`` needs them): no file is read for them."""
     targets = getattr(dataset, "targets", None)
-    return targets if targets is not None else dataset.tensors[1]
+    if targets is not None:
+        return targets
+    assert isinstance(dataset, TensorDataset)  # the other splits keep their targets
+    return dataset.tensors[1]
 
 
-def first_rows(dataset: Dataset, health: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+def first_rows(dataset: Split, health: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The first ``health.sample_predictions`` rows of a split (the sample grid's images):
     only those files are read."""
     count = min(int((health or {}).get("sample_predictions") or 0), len(dataset))
@@ -153,7 +161,7 @@ def start_epoch(dataset: Dataset, epoch: int) -> None:
         set_epoch(epoch)
 
 
-def reseed(loader: TensorBatches | DataLoader, seed: int) -> None:
+def reseed(loader: TensorBatches | StreamBatches | DataLoader, seed: int) -> None:
     """Seed the workers of the coming epoch (a resumed epoch gets the same worker seeds)."""
     if isinstance(loader, DataLoader) and loader.generator is not None:
         loader.generator.manual_seed(seed)

@@ -96,5 +96,6 @@ def _limit(value: Any, total: int | None, name: str) -> Any:
     if value is None:
         return total
     if isinstance(value, float):
+        assert total is not None  # with no split size, the integer rule above refused fractions
         return max(1, int(value * total))
     return value if total is None else min(value, total)

@@ -13,13 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
-from torch.utils.data import TensorDataset
 
 from .. import settings
 from ..data.augmentation import in_workers
 from ..data.checks import read_stats
 from ..data.datasets import load_split
-from ..data.images import ImageFiles
 from ..data.schemas import is_images
 from ..data.streaming import (
     SHUFFLE_BUFFER_GROUPS,
@@ -39,8 +37,8 @@ class Splits:
     """What the loop reads, and the plan made from the training split's size."""
 
     plan: Plan
-    train_set: TensorDataset | ImageFiles
-    val_set: TensorDataset | ImageFiles
+    train_set: loading.Split
+    val_set: loading.Split
     train_sampler: EpochBatchSampler
     train: Any  # the training batches (loading.batches)
     val: Any  # this rank's shard of the validation split
@@ -102,7 +100,7 @@ def load_shards(
 
 
 def shards(
-    dataset: TensorDataset | ImageFiles,
+    dataset: loading.Split,
     cfg: DictConfig,
     run: Plan,
     ctx: distributed.Context,

@@ -14,10 +14,12 @@ from typing import Any
 
 import optuna
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
+from optuna.study import StudyDirection
 from optuna.trial import TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..config import as_dict
 from ..errors import SearchError
 
 #: The trials that count toward ``n_trials`` (with those running elsewhere, less the failed ones
@@ -27,8 +29,8 @@ COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 def open_study(spec: DictConfig) -> optuna.Study:
     """The study ``spec.study_name`` in ``spec.storage``, created or reopened."""
-    sampler_cfg = OmegaConf.to_container(spec.sampler, resolve=True) if spec.sampler else None
-    pruner_cfg = OmegaConf.to_container(spec.pruner, resolve=True) if spec.pruner else None
+    sampler_cfg = as_dict(spec.sampler, resolve=True) if spec.sampler else None
+    pruner_cfg = as_dict(spec.pruner, resolve=True) if spec.pruner else None
     storage = make_storage(
         spec.storage, spec.get("heartbeat_interval"), int(spec.get("max_retry") or 0)
     )
@@ -46,7 +48,7 @@ def open_study(spec: DictConfig) -> optuna.Study:
         sampler=sampler,
         pruner=pruner,
         study_name=str(spec.study_name),
-        direction=str(spec.direction),
+        direction=StudyDirection[str(spec.direction).upper()],  # settings: minimize or maximize
         load_if_exists=True,
     )
 

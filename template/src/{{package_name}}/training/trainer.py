@@ -31,10 +31,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
 from .. import tasks
+from ..config import as_dict
 from ..data.augmentation import on_device
 from ..errors import Interrupted
 from ..models.build import instantiate as _instantiate
@@ -114,7 +115,7 @@ def fit(
     state.run_id = getattr(logger, "run_id", None) or state.run_id  # continued, or a new one
     # A new run (a resumed one too, when its own run is in another store: tracking/base.py).
     if ctx.is_main and (state.global_step == 0 or getattr(logger, "resumed", True) is False):
-        logger.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
+        logger.log_params(flatten(as_dict(cfg, resolve=True)))
     bar = _progress(run.total_steps, state.global_step, ctx.is_main and t.enable_progress_bar)
     grid = task.images and not ckpt.sharded  # drawn by rank 0 alone: not with a sharded model
     health = HealthMonitor(  # gradients, updates, dead units, loss trends: see health.py
@@ -275,7 +276,8 @@ def _model(cfg: DictConfig, run: Plan, ctx: distributed.Context) -> tuple[nn.Mod
     if not run.dropout:
         without_dropout(model)  # learning one batch by heart: dropout would only blur it
     if cfg.trainer.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        # Module.to takes memory_format (documented); torch's overloads of it leave it out.
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     if cfg.trainer.compile:
         model.compile()  # in place: the state-dict keys stay those of the plain model
     if ctx.world_size == 1:
@@ -331,7 +333,7 @@ def _seed_everything(seed: int, deterministic: bool = False) -> None:
 
 
 def _progress(total: int, initial: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # type: ignore[import-untyped]  # tqdm ships no type information
 
     return tqdm(
         total=total,

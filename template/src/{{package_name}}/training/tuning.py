@@ -103,18 +103,21 @@ def search(cfg: DictConfig, compose: Compose) -> optuna.Study:
 
 def _space(params: DictConfig | None) -> dict[str, dict[str, Any]]:
     """``hparams_search.params``: Hydra key -> {type: float|int|categorical, ...}."""
-    space = OmegaConf.to_container(params, resolve=True) if params else {}
-    if not isinstance(space, dict) or not space:
+    container = OmegaConf.to_container(params, resolve=True) if params else {}
+    if not isinstance(container, dict) or not container:
         raise SearchError("hparams_search.params is empty: declare at least one Hydra key.")
-    for key, dist in space.items():
+    space: dict[str, dict[str, Any]] = {}
+    for key, dist in container.items():
+        name = str(key)  # Hydra keys: text
         kind = dist.get("type") if isinstance(dist, dict) else None
         needed = {"float": {"low", "high"}, "int": {"low", "high"}, "categorical": {"choices"}}
-        if kind not in needed or not needed[kind] <= set(dist):
+        if not isinstance(dist, dict) or kind not in needed or not needed[kind] <= set(dist):
             raise SearchError(
-                f"hparams_search.params.{key} must be "
+                f"hparams_search.params.{name} must be "
                 "{type: float|int, low, high[, log, step]} or {type: categorical, choices: [...]}"
                 f", got {dist!r}."
             )
+        space[name] = dist
     return space
 
 
@@ -128,17 +131,13 @@ def suggest(trial: optuna.Trial, space: Mapping[str, Mapping[str, Any]]) -> dict
                 override_value(c) if isinstance(c, list | dict) else c for c in dist["choices"]
             ]
             values[key] = trial.suggest_categorical(key, choices)
+        elif kind == "float":
+            low, high, log = float(dist["low"]), float(dist["high"]), bool(dist.get("log", False))
+            values[key] = trial.suggest_float(key, low, high, step=dist.get("step"), log=log)
         else:
-            suggest_fn = trial.suggest_float if kind == "float" else trial.suggest_int
-            cast = float if kind == "float" else int
-            values[key] = suggest_fn(
-                key,
-                cast(dist["low"]),
-                cast(dist["high"]),
-                # suggest_int takes no step=None: an int without a step counts by 1.
-                step=dist.get("step", None if kind == "float" else 1),
-                log=bool(dist.get("log", False)),
-            )
+            # suggest_int takes no step=None: an int without a step counts by 1.
+            low_i, high_i, log = int(dist["low"]), int(dist["high"]), bool(dist.get("log", False))
+            values[key] = trial.suggest_int(key, low_i, high_i, step=dist.get("step", 1), log=log)
     return values
 
 
@@ -312,6 +311,7 @@ def write_plots(study: optuna.Study, output_dir: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from optuna.visualization import matplotlib as charts
 
     logging.getLogger("matplotlib.category").setLevel(logging.WARNING)  # "categorical units"
@@ -329,8 +329,10 @@ def write_plots(study: optuna.Study, output_dir: Path) -> list[Path]:
                 log.warning("no %s chart: %s", name, error)
                 continue
         first = axes.flat[0] if hasattr(axes, "flat") else axes
+        figure = first.figure
+        assert isinstance(figure, Figure)  # optuna draws on a figure of its own, not a subfigure
         path = output_dir / f"{name}.png"
-        first.figure.savefig(path, dpi=100, bbox_inches="tight")
-        plt.close(first.figure)
+        figure.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(figure)
         written.append(path)
     return written
