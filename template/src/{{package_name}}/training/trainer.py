@@ -333,7 +333,7 @@ def _seed_everything(seed: int, deterministic: bool = False) -> None:
 
 
 def _progress(total: int, initial: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm  # type: ignore[import-untyped]  # tqdm ships no type information
+    from tqdm.auto import tqdm
 
     return tqdm(
         total=total,
