@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig
 
 from . import settings
-from .data.checks import DataValidationError, format_failures, schema_failures
+from .data.checks import DataValidationError, Failure, format_failures, schema_failures
 from .data.schemas import schemas_for
 from .errors import ConfigError
 from .inference import checkpoint_task, load_checkpoint, predictor, trained_config
@@ -140,13 +140,21 @@ def input_rows(frame, data: DictConfig, table: str = "input"):
     _align_dtypes(frame, schema.to_schema().get_dtypes(frame))
     failures = schema_failures(schema, frame, table, ["id", *features])
     if failures:
-        error = DataValidationError(
+        raise RowsRefused(
             f"the {table} rows do not fit the raw schema of {data.name!r} (data/schemas.py; the "
-            f"target column {data.target!r} is optional):\n{format_failures(failures)}"
+            f"target column {data.target!r} is optional):\n{format_failures(failures)}",
+            failures,
         )
-        error.failures = failures  # the table itself: the HTTP service answers it as JSON
-        raise error
     return frame["id"].to_numpy(), frame[features].to_numpy(dtype=np.float64, copy=True)
+
+
+class RowsRefused(DataValidationError):
+    """Raw rows that break the raw schema (``input_rows``): the message is the report, and
+    ``failures`` the table itself, which the HTTP service answers as JSON."""
+
+    def __init__(self, message: str, failures: list[Failure]) -> None:
+        super().__init__(message)
+        self.failures = failures
 
 
 class _WithoutColumn:

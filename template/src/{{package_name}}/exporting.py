@@ -67,6 +67,7 @@ def export_model(cfg: DictConfig) -> Path:
     output = Path(str(cfg.output)) if cfg.get("output") else path.with_suffix(".pt2")
     model, _ = predictor(state, path, cfg, "cpu")
     data = trained_config(state, path, cfg).data
+    spec: dict[str, Any]  # predictor.json's "input": JSON values of several kinds
     if data.get("image_shape"):
         shape = [int(d) for d in data.image_shape]
         example = torch.zeros(2, *shape, dtype=torch.float32)
@@ -136,6 +137,7 @@ def _save_onnx(program: Any, metadata: dict[str, Any], path: Path) -> None:
                 output_names=["answers"],
                 verbose=False,
             )
+        assert onnx_program is not None  # None only from the legacy exporter (dynamo=False)
     except torch.onnx.errors.OnnxExporterError as error:  # an operator it cannot translate
         lines = str(error).strip().splitlines() or [""]
         raise ProjectError(
@@ -147,11 +149,15 @@ def _save_onnx(program: Any, metadata: dict[str, Any], path: Path) -> None:
             logger.setLevel(levels[name])
     graph = onnx_program.model.graph
     # The dynamic dimensions, named as predictor.json's input shape names them (n, L).
-    names = {}
-    for axis, dim in enumerate(graph.inputs[0].shape):
-        if not isinstance(dim, int) and dim.value is not None:
-            names[dim.value] = metadata["input"]["shape"][axis]
-    onnx_program.rename_axes(names)
+    shape = graph.inputs[0].shape
+    assert shape is not None  # torch.export's programs give their inputs a rank
+    onnx_program.rename_axes(
+        {
+            dim.value: metadata["input"]["shape"][axis]
+            for axis, dim in enumerate(shape)
+            if not isinstance(dim, int) and dim.value is not None
+        }
+    )
     onnx_program.model.metadata_props[EXPORT_METADATA] = json.dumps(metadata)
     onnx_program.save(path, external_data=False)
 
@@ -159,9 +165,12 @@ def _save_onnx(program: Any, metadata: dict[str, Any], path: Path) -> None:
 def _text_metadata(state, path, cfg, data, output: Path) -> dict[str, Any]:
     """Writes the checkpoint's tokenizer.json beside ``output`` and says how to tokenize."""
     from .data.text import PAD_ID, TOKENIZER_FILE, tokenizer_md5
+    from .tasks.text_classification import TextClassification
     from .text_batch import class_names
 
     task = checkpoint_task(state, path)
+    assert isinstance(task, TextClassification)  # text data (data.tokenizer): the text task
+    assert task.tokenizer_json is not None  # load_state_dict set it from the checkpoint
     tokenizer_file = output.with_name(f"{output.stem}.{TOKENIZER_FILE}")
     tokenizer_file.write_text(task.tokenizer_json, encoding="utf-8")
     return {

@@ -114,7 +114,7 @@ def image_paths(spec: str) -> list[tuple[str, Path]]:
 
 
 def _unusable(
-    pixels: torch.Tensor, size: tuple[int, int], resize: bool, low: float, high: float
+    pixels: torch.Tensor, size: tuple[int, ...], resize: bool, low: float, high: float
 ) -> str:
     """Why a decoded image cannot go to the model ("" when it can)."""
     found = tuple(pixels.shape[-2:])

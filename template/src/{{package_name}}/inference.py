@@ -29,7 +29,7 @@ from torch import nn
 
 from . import models, tasks
 from .data.checks import DataValidationError, read_stats
-from .data.images import preprocess_for
+from .data.images import Preprocess, preprocess_for
 from .data.schemas import schemas_for
 from .errors import CheckpointError, ConfigError
 from .models.build import served_weights
@@ -230,8 +230,9 @@ def restore_model(state: dict[str, Any], path: Path, accelerator: str):
             f"{path}: the weights do not fit the model its config describes "
             f"({str(error).splitlines()[0]})."
         ) from None
-    if callable(getattr(model, "merged", None)):  # LoRA adapters folded in: same outputs, faster
-        model = model.merged()
+    merged = getattr(model, "merged", None)
+    if callable(merged):  # LoRA adapters folded in: same outputs, faster
+        model = merged()
     return model.to(device).eval(), device
 
 
@@ -321,6 +322,7 @@ def predictor(state: dict[str, Any], path: Path, cfg: DictConfig, accelerator: s
     rows for tables (``Predictor``), raw pixels for images (``ImagePredictor``, with the
     ``Preprocess`` the checkpoint's data config describes)."""
     trained = trained_config(state, path, cfg)
+    wrapped: nn.Module
     if trained.data.get("image_shape"):
         model, device = restore_model(state, path, accelerator)
         preprocess = preprocess_for(trained.data)  # the checkpoint's, not the project's config
@@ -346,14 +348,19 @@ def served_model(ckpt: Path, cfg: DictConfig) -> tuple[Any, Any]:
     two rows of the test split in raw units: float32 ``(2, features)``, or for images float32
     ``(2, C, H, W)`` pixels in ``data.pixel_range`` units (``data.image_shape``'s size).
     """
+    from torch.utils.data import TensorDataset
+
     from .data.datasets import load_split
     from .data.streaming import ParquetStream
+    from .data.text import TokenizedText
+    from .tasks.text_classification import TextClassification
 
     state, path = load_checkpoint(ckpt)
     model, _ = predictor(state, path, cfg, "cpu")
     if isinstance(model, TextPredictor):
         # Two test texts as int64 token ids (n, L) of the checkpoint's tokenizer, padded with 0.
         task = checkpoint_task(state, path)
+        assert isinstance(task, TextClassification)  # a TextPredictor is built for text data only
         split = load_split(
             cfg.data,
             cfg.paths.processed_dir,
@@ -361,6 +368,7 @@ def served_model(ckpt: Path, cfg: DictConfig) -> tuple[Any, Any]:
             torch.from_numpy,
             tokenizer_json=task.tokenizer_json,
         )
+        assert isinstance(split, TokenizedText)  # text data (data.tokenizer) loads as one
         return model, task.encode_texts(list(split.texts[:2]))
     test = load_split(cfg.data, cfg.paths.processed_dir, "test", torch.from_numpy, lazy=True)
     if isinstance(model, ImagePredictor):
@@ -368,8 +376,13 @@ def served_model(ckpt: Path, cfg: DictConfig) -> tuple[Any, Any]:
         # raw units (exact for files of image_shape's size; resized ones as the model saw them).
         images = torch.stack([test[index][0] for index in range(min(2, len(test)))])
         preprocess = model.preprocess
+        assert isinstance(preprocess, Preprocess)  # predictor() builds it with preprocess_for
         return model, (images.float() * preprocess.span + preprocess.low).numpy()
     # A streamed test split (a table larger than memory): its first row group only.
-    processed = (test.read([0])[0] if isinstance(test, ParquetStream) else test.tensors[0])[:2]
+    if isinstance(test, ParquetStream):
+        processed = test.read([0])[0][:2]
+    else:
+        assert isinstance(test, TensorDataset)  # tables load as tensors (or a stream)
+        processed = test.tensors[0][:2]
     rows = processed.reshape(len(processed), -1).double() * model.scale + model.offset
     return model, rows.float().numpy()

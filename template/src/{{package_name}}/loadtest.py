@@ -154,10 +154,17 @@ def wait_until_healthy(
     raise ProjectError(f"the service at {base} did not answer /health within {timeout:.0f} s")
 
 
+def host_port(base: str) -> tuple[str, int | None]:
+    """The host and port of a service's base URL (``service``: always names a local host)."""
+    parts = urllib.parse.urlsplit(base)
+    assert parts.hostname is not None, f"{base} names no host"  # service() refuses those
+    return parts.hostname, parts.port
+
+
 def request(base: str, method: str, path: str, body: tuple[bytes, str] | None = None):
     """``(status, body bytes)`` of one request on a fresh connection."""
-    parts = urllib.parse.urlsplit(base)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    host, port = host_port(base)
+    connection = http.client.HTTPConnection(host, port, timeout=30)
     try:
         headers = {"Content-Type": body[1]} if body else {}
         connection.request(method, path, body=body[0] if body else None, headers=headers)
@@ -229,7 +236,7 @@ def run_level(
     seconds have passed; returns the level's figures."""
     if not bodies:
         raise ConfigError(f"the test split has fewer than --rows {rows} rows: nothing to send")
-    parts = urllib.parse.urlsplit(base)
+    host, port = host_port(base)
     lock = threading.Lock()
     sent = 0
     latencies: list[float] = []
@@ -238,7 +245,7 @@ def run_level(
 
     def client() -> None:
         nonlocal sent
-        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        connection = http.client.HTTPConnection(host, port, timeout=60)
         try:
             while time.monotonic() < deadline:
                 with lock:

@@ -20,6 +20,7 @@ from .batch import _unreadable, output_and_batch_size, write_table
 from .data.checks import DataValidationError
 from .errors import ConfigError
 from .inference import checkpoint_task, load_checkpoint, predictor, trained_config
+from .tasks.text_classification import TextClassification
 
 TEXT_SUFFIXES = (".csv", ".parquet", ".jsonl")
 #: How many bad rows the error names (it says how many there are in all).
@@ -34,6 +35,7 @@ def predict_texts(cfg: DictConfig) -> pd.DataFrame:
     frame = read_texts(Path(str(cfg.input)))
     texts = checked_texts(frame, str(cfg.input))
     task = checkpoint_task(state, path)  # its tokenizer: the checkpoint's
+    assert isinstance(task, TextClassification)  # predict reads texts for text data only
     model, device = predictor(state, path, cfg, cfg.trainer.accelerator)
     answers = []
     with torch.no_grad():

@@ -170,7 +170,7 @@ async def _files(request: Request, body: bytes, max_rows: int) -> list[tuple[str
     except Exception as error:  # python-multipart's and Starlette's errors: a malformed body
         raise RequestRefused(400, f"the multipart body cannot be read ({error})") from None
     try:
-        files = []
+        files: list[tuple[str, bytes]] = []
         for name, part in form.multi_items():
             if name != "files" or isinstance(part, str):
                 raise RequestRefused(

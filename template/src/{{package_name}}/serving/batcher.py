@@ -54,8 +54,8 @@ class MicroBatcher:
 
     def start(self) -> None:
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="model")
-        self._wake = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._serve(), name="batcher")
+        self._wake = wake = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._serve(wake), name="batcher")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -81,11 +81,11 @@ class MicroBatcher:
     def _rows_waiting(self) -> int:
         return sum(len(w.inputs) for w in self._waiting)
 
-    async def _serve(self) -> None:
+    async def _serve(self, wake: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await self._wake.wait()
-            self._wake.clear()
+            await wake.wait()
+            wake.clear()
             while self._waiting:
                 left = self._waiting[0].since + self.max_wait_s - loop.time()
                 if left > 0 and self._rows_waiting() < self.max_batch_size:

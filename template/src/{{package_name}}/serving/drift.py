@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from ..config import as_dict
 from ..data.checks import DataValidationError, ks_drift, label_distance, label_drift, read_processed
 from ..data.schemas import has_class_labels, is_images, is_text, pixel_range, schemas_for
 from ..errors import ConfigError
@@ -167,13 +168,13 @@ def summed(lines: list[dict[str, Any]], path: Path) -> dict[str, Any]:
 
 
 def _add(total: np.ndarray | None, counts: list[int]) -> np.ndarray:
-    counts = np.asarray(counts, dtype=np.int64)
-    if total is not None and len(total) != len(counts):
+    added = np.asarray(counts, dtype=np.int64)
+    if total is not None and len(total) != len(added):
         raise DataValidationError(
             "the window's lines count on different bins (predictions of models with another "
             "number of classes?); start a new log."
         )
-    return counts if total is None else total + counts
+    return added if total is None else total + added
 
 
 # ---- the training data ---------------------------------------------------------------------------
@@ -218,7 +219,7 @@ def training_values(cfg: DictConfig) -> tuple[dict[str, np.ndarray], np.ndarray]
 def compare(cfg: DictConfig, total: dict[str, Any], path: Path) -> dict[str, Any]:
     """The report: per monitored key and for the predictions, the statistic, p and verdict."""
     data = cfg.data
-    drift = OmegaConf.to_container(data.drift, resolve=True)
+    drift = as_dict(data.drift, resolve=True)
     classification = has_class_labels(data)
     enough = total["rows"] >= int(cfg.monitoring.min_rows)
     keys = total["inputs"]
@@ -239,6 +240,7 @@ def compare(cfg: DictConfig, total: dict[str, Any], path: Path) -> dict[str, Any
     predictions = None
     if total["predictions"] is not None and total["predictions"]["counts"] is not None:
         served = total["predictions"]["counts"]
+        assert targets is not None  # read with the training values when there are predictions
         if (total["predictions"]["kind"] == "classes") != classification:
             raise DataValidationError(
                 f"{path} holds predicted {total['predictions']['kind']}, but {data.name} is a "

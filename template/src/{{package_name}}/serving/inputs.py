@@ -205,7 +205,10 @@ class ServedModel:
 
     def answers(self, batch: Batch, answers: np.ndarray) -> list[dict[str, Any]]:
         """predict's rows for ``answers``: the keys, the task's columns (texts: class_name)."""
-        columns = {**batch.keys, **self.task.columns(answers)}
+        columns: dict[str, list[Any] | np.ndarray] = {
+            **batch.keys,
+            **self.task.columns(answers),
+        }
         if self.kind == "text":
             names = self.class_names or [str(k) for k in range(answers.shape[1])]
             columns["class_name"] = [names[int(k)] for k in columns["prediction"]]

@@ -128,7 +128,7 @@ def monitored_values(
     return Columns(z, [str(column) for column in spec["columns"]])
 
 
-class Columns(Mapping):
+class Columns(Mapping[str, np.ndarray]):
     """``{column: values}`` of a 2-D batch, read-only, that keeps the batch itself (``matrix``,
     ``columns``): ``RequestLog.record`` bins every column in one numpy call, and no per-column
     array is made unless asked for."""
@@ -159,14 +159,16 @@ def bin_counts(edges: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, int]:
     return np.bincount(index, minlength=len(edges) + 1), nonfinite
 
 
-def histogram_quantile(edges: Sequence[float], counts: Sequence[int], q: float) -> float | None:
+def histogram_quantile(
+    edges: Sequence[float] | np.ndarray, counts: Sequence[int] | np.ndarray, q: float
+) -> float | None:
     """The ``q`` quantile of values binned on ``edges``: the upper edge of the bin where the
     cumulative count reaches it (an upper bound, one bin wide); None without values."""
-    counts = np.asarray(counts)
-    total = int(counts.sum())
+    binned = np.asarray(counts)
+    total = int(binned.sum())
     if total == 0:
         return None
-    index = int(np.searchsorted(np.cumsum(counts), q * total, side="left"))
+    index = int(np.searchsorted(np.cumsum(binned), q * total, side="left"))
     return float(edges[min(index, len(edges) - 1)])
 
 
@@ -251,7 +253,7 @@ class RequestLog:
             name: np.asarray([self._offsets[key] for key in keys])
             for name, keys in self._groups.items()
         }
-        self._check_writable()
+        self._check_writable(self.path)
         self._window = _Window(self.clock(), slots, self._classes)
         if background:
             self._thread = threading.Thread(target=self._tick, name="monitoring-log", daemon=True)
@@ -292,8 +294,9 @@ class RequestLog:
             self.flush(only_if_due=True)
 
     def _input_counts(self, values: Mapping[str, np.ndarray]) -> np.ndarray:
-        matrix = getattr(values, "matrix", None)  # a table's batch: every feature at once
-        if matrix is not None and len(self._groups) == 1 and values.columns == self._keys:
+        table = values if isinstance(values, Columns) else None  # a table's batch: all at once
+        if table is not None and len(self._groups) == 1 and table.columns == self._keys:
+            matrix = table.matrix
             name = next(iter(self._groups))
             index = np.searchsorted(EDGES[name], matrix, side="right")
             index[~np.isfinite(matrix)] = len(EDGES[name]) + 1  # the non-finite slot
@@ -305,8 +308,8 @@ class RequestLog:
         counts = np.zeros(self._slots, dtype=np.int64)
         for name, keys in self._groups.items():
             edges, width = EDGES[name], len(EDGES[name]) + 2
-            if matrix is not None and values.columns == keys:
-                present, block = keys, matrix
+            if table is not None and table.columns == keys:
+                present, block = keys, table.matrix
             else:
                 present = [key for key in keys if key in values]
                 if not present:
@@ -358,7 +361,7 @@ class RequestLog:
                     return
                 end = self.clock()
                 self._window = _Window(end, self._slots, self._classes)
-            self._write(self._line(window, end))
+            self._write(self.path, self._line(window, end))
 
     def close(self) -> None:
         """Writes the last window; later ``record`` calls do nothing."""
@@ -385,11 +388,12 @@ class RequestLog:
                 "nonfinite": int(counts[-1]),
             }
         latency = window.latency
+        predictions: dict[str, Any]
         if self._classes is not None:
             predictions = {"kind": "classes", "counts": window.predictions.tolist()}
         else:
-            counts = window.predictions.tolist()
-            predictions = {"kind": "values", "bins": "values", "counts": counts}
+            values = window.predictions.tolist()
+            predictions = {"kind": "values", "bins": "values", "counts": values}
         names = {
             *self._bins.values(),
             "latency_ms",
@@ -415,10 +419,10 @@ class RequestLog:
             "edges": {name: EDGES[name].tolist() for name in sorted(names)},
         }
 
-    def _write(self, line: dict[str, Any]) -> None:
+    def _write(self, path: Path, line: dict[str, Any]) -> None:
         data = (json.dumps(line, separators=(",", ":")) + "\n").encode("utf-8")
         try:
-            descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 written = os.write(descriptor, data)
                 while written < len(data):  # a short write (a full disk): the rest, in order
@@ -428,15 +432,15 @@ class RequestLog:
         except OSError as error:  # the service answers on; say it once
             self.write_errors += 1
             if self.write_errors == 1:
-                print(f"monitoring: cannot write {self.path}: {error}", file=sys.stderr)
+                print(f"monitoring: cannot write {path}: {error}", file=sys.stderr)
 
-    def _check_writable(self) -> None:
+    def _check_writable(self, path: Path) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
         except OSError as error:
             raise ConfigError(
-                f"monitoring.log={self.path} cannot be written ({error.strerror or error}): "
+                f"monitoring.log={path} cannot be written ({error.strerror or error}): "
                 "choose a writable file, or monitoring.log=null to serve without monitoring."
             ) from None
 
