@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from .config import check_settings, entry_point
+from .config import as_dict, check_settings, entry_point
 
 
 @entry_point("evaluate")
@@ -73,6 +73,7 @@ def evaluate(
         model_outputs,
         restore_model,
     )
+    from .tasks import TextClassification
 
     state, path = loaded or load_checkpoint(cfg.ckpt_path)
     trained = OmegaConf.create(state["config"])
@@ -81,7 +82,7 @@ def evaluate(
             f"{path} was trained on data.name={trained.data.name}, but this config evaluates "
             f"data.name={cfg.data.name}: pass the matching data=... override."
         )
-    settings = OmegaConf.to_container(cfg.evaluation, resolve=True)
+    settings = as_dict(cfg.evaluation)
     model, device = restore_model(state, path, cfg.trainer.accelerator)
     processed = Path(cfg.paths.processed_dir)
     task = checkpoint_task(state, path)  # decodes outputs as the trainer encoded targets
@@ -90,8 +91,13 @@ def evaluate(
         return model_outputs(model, inputs, device, task)
 
     images, text = is_images(trained.data), is_text(trained.data)
-    tokenizer_json = None
+    tokenizer_json: str | None = None
     if text:
+        if not isinstance(task, TextClassification):  # data.tokenizer set, data.task another
+            raise ConfigError(
+                f"{path} was trained on text data (data.tokenizer is set), but its data.task is "
+                f"{trained.data.get('task')!r}, not text_classification"
+            )
         # Texts are tokenized with the checkpoint's tokenizer (the model's ids, whatever has been
         # prepared since); the class names are prepare's (text.json) unless the config names them.
         tokenizer_json = task.tokenizer_json
@@ -124,6 +130,7 @@ def evaluate(
 
     # Slices and behavioural tests speak in raw units: the scaling the model was trained with
     # (images: their pixels', data.pixel_range); texts have none.
+    scaling: dict[str, Any] | None
     if images:
         scaling = pixel_scaling(trained.data)
     elif text:
@@ -157,6 +164,7 @@ def evaluate(
             split = suite.Split(dataset.padded(), y, output, frame, texts=texts)
         else:
             x, y = targets(name)
+            assert scaling is not None  # images and tables have one (above); only texts not
             frame = slices.in_raw_units(frame, scaling)
             split = suite.Split(x=x, y=y, output=predict(x), frame=frame)
         splits[name] = split

@@ -167,7 +167,7 @@ def _compare(
         correct_champion = champion.argmax(axis=1) == targets
         found = comparison.mcnemar(correct, correct_champion)
         decision.test, decision.p_value = "McNemar", found["p_value"]
-        decision.wins, decision.losses = found["a_only"], found["b_only"]
+        decision.wins, decision.losses = int(found["a_only"]), int(found["b_only"])
         better = found["p_value"] < alpha and found["a_only"] > found["b_only"]
         detail = (
             f"McNemar p={found['p_value']:.3g}, {found['a_only']} vs {found['b_only']} rows "

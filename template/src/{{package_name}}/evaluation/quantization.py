@@ -21,6 +21,7 @@ deprecation warnings, silenced here); torchao would be one more dependency to in
 report section, so it is not used (docs/how-to/quantize.md).
 """
 
+import builtins
 import copy
 import io
 import statistics
@@ -71,6 +72,7 @@ class Quantization:
     threads: int  # torch.get_num_threads() while measuring
     repeats: int = REPEATS  # timed batches per model
     error_name: str = "loss"  # what Measurement.loss is (Task.error_name)
+    # Below this field, ``float`` in the class body names it: annotations say builtins.float.
     float: Measurement | None = None
     int8: Measurement | None = None  # None: nothing in the model could be quantized
 
@@ -84,10 +86,17 @@ class Quantization:
         types = DYNAMIC_TYPES if self.method == "dynamic_int8" else WEIGHT_ONLY_TYPES
         return "it quantizes " + ", ".join(f"nn.{kind.__name__}" for kind in types)
 
+    def _measured(self) -> tuple[Measurement, Measurement]:
+        """The float model's and the int8 copy's measurements (``compare`` makes both, or
+        neither when nothing could be quantized: only call this when ``applied``)."""
+        assert self.float is not None and self.int8 is not None, "nothing was quantized"
+        return self.float, self.int8
+
     @property
-    def metric_drop(self) -> float:
+    def metric_drop(self) -> builtins.float:
         """How much worse the int8 model's main metric is (negative: it is better)."""
-        change = self.int8.metric - self.float.metric
+        floating, int8 = self._measured()
+        change = int8.metric - floating.metric
         return (-change if self.higher_is_better else change) + 0.0  # + 0.0: no -0
 
     @property
@@ -95,23 +104,24 @@ class Quantization:
         # A drop of exactly the tolerance is within it, whatever the float rounding.
         return self.metric_drop <= self.max_metric_drop + 1e-9
 
-    def metrics(self) -> dict[str, float]:
+    def metrics(self) -> dict[str, builtins.float]:
         """Flat numbers for metrics.json and the tracker (none when nothing was quantized)."""
         if not self.applied:
             return {"quantization/quantized_share": 0.0}
+        floating, int8 = self._measured()
         return {
             "quantization/quantized_share": self.quantized_share,
-            "quantization/float_metric": self.float.metric,
-            "quantization/int8_metric": self.int8.metric,
+            "quantization/float_metric": floating.metric,
+            "quantization/int8_metric": int8.metric,
             "quantization/metric_drop": self.metric_drop,
-            "quantization/float_loss": self.float.loss,
-            "quantization/int8_loss": self.int8.loss,
-            "quantization/float_size_bytes": float(self.float.size_bytes),
-            "quantization/int8_size_bytes": float(self.int8.size_bytes),
-            "quantization/size_ratio": self.int8.size_bytes / self.float.size_bytes,
-            "quantization/float_latency_ms": 1000 * self.float.latency_s,
-            "quantization/int8_latency_ms": 1000 * self.int8.latency_s,
-            "quantization/speedup": self.float.latency_s / self.int8.latency_s,
+            "quantization/float_loss": floating.loss,
+            "quantization/int8_loss": int8.loss,
+            "quantization/float_size_bytes": float(floating.size_bytes),
+            "quantization/int8_size_bytes": float(int8.size_bytes),
+            "quantization/size_ratio": int8.size_bytes / floating.size_bytes,
+            "quantization/float_latency_ms": 1000 * floating.latency_s,
+            "quantization/int8_latency_ms": 1000 * int8.latency_s,
+            "quantization/speedup": floating.latency_s / int8.latency_s,
             "quantization/within_tolerance": float(self.within_tolerance),
         }
 
@@ -166,8 +176,13 @@ class Int8Weights(nn.Module):
     into float at each call. ``weight`` is a property, as code that reads a layer's weight
     directly (``nn.TransformerEncoderLayer``'s fast path) expects."""
 
+    qweight: torch.Tensor  # buffers (register_buffer): the int8 weight and its scales
+    scale: torch.Tensor
+
     def __init__(self, layer: nn.Module) -> None:
         super().__init__()
+        if not isinstance(layer.weight, torch.Tensor):
+            raise TypeError(f"{type(layer).__name__}.weight is not a tensor: cannot quantize it")
         weight = layer.weight.detach()
         del layer.weight  # only the int8 copy is kept (and serialized)
         dims = tuple(range(1, weight.dim()))
@@ -198,7 +213,9 @@ class Int8Weights(nn.Module):
                 layer.scale_grad_by_freq,
                 layer.sparse,
             )
-        return layer._conv_forward(x, self.weight, layer.bias)
+        if isinstance(layer, nn.Conv1d | nn.Conv2d | nn.Conv3d):
+            return layer._conv_forward(x, self.weight, layer.bias)
+        raise TypeError(f"Int8Weights cannot run a {type(layer).__name__}")
 
 
 # ---- measuring -------------------------------------------------------------------------------

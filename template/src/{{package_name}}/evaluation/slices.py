@@ -81,7 +81,7 @@ def evaluate_slices(
     ``output`` is the model's outputs as ``Task.for_evaluation`` gives them.
     """
     overall = task.main_score(output, y_true)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for spec in specs:
         for name, mask in slice_groups(frame, y_true, spec):
             if mask.any():

@@ -228,7 +228,7 @@ def _classification(settings, val, test, y_train, seed, others, baselines=None) 
         prefix = "baseline" if name in ("majority", "random", *(baselines or {})) else "compare"
         flat.update(_prefixed(f"{prefix}/{name}/test/", _pick(scores, "accuracy", "f1_macro")))
         other_correct = probs.argmax(axis=1) == test.y
-        found = comparison.compare(
+        compared = comparison.compare(
             correct.astype(float),
             other_correct.astype(float),
             correct,
@@ -236,7 +236,7 @@ def _classification(settings, val, test, y_train, seed, others, baselines=None) 
             alpha=alpha,
             seed=seed,
         )
-        comparisons.append(Comparison.of(name, prefix, scores, found))
+        comparisons.append(Comparison.of(name, prefix, scores, compared))
     return Results(
         "classification", "accuracy", flat, comparisons, examples, classification=sections
     )
@@ -428,9 +428,10 @@ def _examples(test: Split, loss: np.ndarray, probs: np.ndarray | None, k: int) -
 def _summary_metrics(results: Results) -> dict[str, float]:
     flat = {}
     found = results.slices
-    if found.slices:
-        flat[f"slices/worst/{found.metric}"] = found.slices[0].metric
-    flat["slices/flagged"] = float(sum(row.flagged for row in found.slices))
+    if found is not None:  # run() always slices; a Results is made before it does
+        if found.slices:
+            flat[f"slices/worst/{found.metric}"] = found.slices[0].metric
+        flat["slices/flagged"] = float(sum(row.flagged for row in found.slices))
     if results.seeds is not None:
         for name, values in results.seeds.scores.items():
             flat[f"seeds/{_name(name)}/mean_{results.seeds.metric}"] = float(np.mean(values))
