@@ -279,8 +279,9 @@ def trained_config(state: dict[str, Any], path: Path, cfg: DictConfig) -> DictCo
     return trained
 
 
-def load_stats(processed_dir: str | Path, features: list[str]) -> dict[str, list[float]]:
-    """``offset`` and ``scale`` that ``prepare`` applied to the features (``stats.json``)."""
+def load_stats(processed_dir: str | Path, features: list[str]) -> dict[str, Any]:
+    """``offset`` and ``scale`` that ``prepare`` applied to the features (``stats.json``): lists
+    of floats, beside ``features``, their names."""
     path = Path(processed_dir) / "stats.json"
     if not path.is_file():
         raise FileNotFoundError(
@@ -300,7 +301,7 @@ def load_stats(processed_dir: str | Path, features: list[str]) -> dict[str, list
 
 def feature_scale(
     state: dict[str, Any], path: Path, processed_dir: str | Path, features: list[str]
-) -> dict[str, list[float]]:
+) -> dict[str, Any]:
     """``offset`` and ``scale`` the model's inputs were scaled with: ``raw = x * scale + offset``.
 
     The checkpoint's ``feature_scale``; a checkpoint from before the trainer kept it falls back
