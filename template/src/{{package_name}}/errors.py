@@ -132,6 +132,7 @@ def reported(
     """
     from hydra.errors import InstantiationException
 
+    bad_data: tuple[type[Exception], ...] = (DataValidationError, FileNotFoundError, *data_errors)
     try:
         yield
     except Interrupted as stopped:  # its message is the whole story: how to resume
@@ -139,7 +140,7 @@ def reported(
         raise SystemExit(stopped.exit_code) from None
     except TrackingError as error:
         fail(command, str(error), error.exit_code)
-    except (DataValidationError, FileNotFoundError, *data_errors) as error:
+    except bad_data as error:
         fail(command, f"{data_says}{error}", DataValidationError.exit_code)
     except ProjectError as error:
         fail(command, str(error), error.exit_code)

@@ -7,7 +7,7 @@ once; the entry points decide what to do with them.
 import io
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -201,7 +201,8 @@ def duplicated_content(
     they are more likely a join that fanned out or a file appended twice.
     """
     hashes = {name: row_hashes(frame, features) for name, frame in splits.items()}
-    failures, warnings = [], []
+    failures: list[Failure] = []
+    warnings: list[Failure] = []
     names = list(splits)
     for i, first in enumerate(names):
         seen = hashes[first].to_numpy()  # np.isin sorts: no Python set of every row's hash
@@ -341,7 +342,7 @@ def _shorten(text: str, limit: int = 60) -> str:
 
 
 def write_report(
-    path: Path, failures: list[Failure], checked: dict, warnings: list[Failure] = ()
+    path: Path, failures: list[Failure], checked: dict, warnings: Sequence[Failure] = ()
 ) -> None:
     """reports/validation.json: DVC tracks it as a metric, and the train stage depends on it."""
     path.parent.mkdir(parents=True, exist_ok=True)
