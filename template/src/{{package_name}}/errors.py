@@ -23,7 +23,7 @@ package but ``masking``, so that every layer can raise these.
 import contextlib
 import sys
 from collections.abc import Iterator
-from typing import NoReturn
+from typing import Any, NoReturn
 
 
 class ProjectError(Exception):
@@ -66,6 +66,9 @@ class DataValidationError(ProjectError):
     """Data or input fails its checks, or cannot be read; the message is the report."""
 
     exit_code = 5
+    # The failing checks (data/checks.py's Failure), set where a caller answers them as a table
+    # (batch.py, for the HTTP service); absent otherwise.
+    failures: list[Any]
 
 
 class DriftError(ProjectError):

@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -92,8 +93,20 @@ def _plain(value):
     return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
 
 
+class SchemaLike(Protocol):
+    """What ``schema_failures`` reads of a schema that is not a pandera model class: a stand-in
+    with a model's name and ``validate`` (batch.py's raw schema less one column)."""
+
+    __name__: str
+
+    def validate(self, frame: pd.DataFrame, /, *, lazy: bool = ...) -> Any: ...
+
+
 def schema_failures(
-    schema: type[pa.DataFrameModel], frame: pd.DataFrame, table: str, columns: list[str]
+    schema: type[pa.DataFrameModel] | SchemaLike,
+    frame: pd.DataFrame,
+    table: str,
+    columns: list[str],
 ) -> list[Failure]:
     """Validate lazily: every failing column and check, with up to five examples each.
 
