@@ -72,6 +72,7 @@ def entry_point(
                     return task(cfg)
             except SystemExit as stop:
                 if sweep_goes_on(stop):
+                    assert isinstance(stop.code, int)  # sweep_goes_on: an exit code 1..127
                     raise JobFailed(stop.code) from None
                 raise
 
@@ -351,7 +352,7 @@ def _schema_fields(schema: type) -> dict[str, tuple[Any, type | None, bool]]:
         if "open" in f.metadata:
             if f.metadata["open"] is not None:
                 fields[f.name] = (None, f.metadata["open"], False)
-        elif dataclasses.is_dataclass(f.type):
+        elif isinstance(f.type, type) and dataclasses.is_dataclass(f.type):
             fields[f.name] = (None, f.type, True)
         else:
             fields[f.name] = (f.metadata.get("rule") or _type_rule(f.type), None, False)
@@ -387,7 +388,9 @@ def schema_rules(schema: type, prefix: str = "") -> dict[str, Any]:
     rules: dict[str, Any] = {}
     for f in dataclasses.fields(schema):
         key, section = f"{prefix}{f.name}", f.metadata.get("open")
-        section = f.type if dataclasses.is_dataclass(f.type) else section
+        section = (
+            f.type if isinstance(f.type, type) and dataclasses.is_dataclass(f.type) else section
+        )
         if section is not None:
             rules |= schema_rules(section, f"{key}.")
         elif f.metadata.get("rule") is not None:

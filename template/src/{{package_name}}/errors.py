@@ -23,7 +23,7 @@ package but ``masking``, so that every layer can raise these.
 import contextlib
 import sys
 from collections.abc import Iterator
-from typing import NoReturn
+from typing import Any, NoReturn
 
 
 class ProjectError(Exception):
@@ -66,6 +66,9 @@ class DataValidationError(ProjectError):
     """Data or input fails its checks, or cannot be read; the message is the report."""
 
     exit_code = 5
+    # The failing checks (data/checks.py's Failure), set where a caller answers them as a table
+    # (batch.py, for the HTTP service); absent otherwise.
+    failures: list[Any]
 
 
 class DriftError(ProjectError):
@@ -132,6 +135,7 @@ def reported(
     """
     from hydra.errors import InstantiationException
 
+    bad_data: tuple[type[Exception], ...] = (DataValidationError, FileNotFoundError, *data_errors)
     try:
         yield
     except Interrupted as stopped:  # its message is the whole story: how to resume
@@ -139,7 +143,7 @@ def reported(
         raise SystemExit(stopped.exit_code) from None
     except TrackingError as error:
         fail(command, str(error), error.exit_code)
-    except (DataValidationError, FileNotFoundError, *data_errors) as error:
+    except bad_data as error:
         fail(command, f"{data_says}{error}", DataValidationError.exit_code)
     except ProjectError as error:
         fail(command, str(error), error.exit_code)

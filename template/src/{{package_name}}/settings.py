@@ -18,9 +18,9 @@ import math
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, dataclass_transform
 
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig
 
 from .errors import ConfigError
 
@@ -188,8 +188,14 @@ def like(default: Any, *, least: float = 0, fraction: bool = False) -> Rule:
 
 # ---- the schema ---------------------------------------------------------------------------------
 
-# A section of the schema: no __repr__ or __eq__ to generate (half of every start's cost of it).
-section = dataclass(repr=False, eq=False)
+_Section = TypeVar("_Section")
+
+
+@dataclass_transform(field_specifiers=(field,))
+def section(cls: type[_Section]) -> type[_Section]:
+    """A section of the schema: no __repr__ or __eq__ to generate (half of every start's cost of
+    it). ``dataclass_transform`` tells type checkers that it makes a dataclass."""
+    return dataclass(repr=False, eq=False)(cls)
 
 
 def setting(default: Any = MISSING, rule: Rule | None = None) -> Any:
@@ -581,10 +587,10 @@ def default_of(key: str, schema: type | None = None) -> Any:
 
 def health_settings(value: Mapping | None, key: str = "trainer.health") -> dict[str, Any]:
     """``trainer.health`` checked, with the schema's defaults filled in."""
-    from .config import check_schema
+    from .config import as_dict, check_schema
 
     check_schema(Health, value or {}, f"{key}.", closed=True)
-    given = OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
+    given = as_dict(value) if isinstance(value, DictConfig) else value
     return {**dataclasses.asdict(Health()), **(given or {})}
 
 

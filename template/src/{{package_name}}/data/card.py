@@ -14,8 +14,9 @@ from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from ..config import as_dict
 from .checks import Failure, format_failures
 from .schemas import has_class_labels, is_images, is_text, schemas_for
 from .version import data_version
@@ -42,8 +43,8 @@ def write_data_card(
     # The target column only: a table larger than memory (data/large.py) is never read whole. A
     # split that cannot be read is left out here (validate's own report names it).
     files = {split: processed / f"{split}.parquet" for split in SPLITS}
-    frames = {split: _target_column(file, data.target) for split, file in files.items()}
-    frames = {split: frame for split, frame in frames.items() if frame is not None}
+    read = {split: _target_column(file, data.target) for split, file in files.items()}
+    frames = {split: frame for split, frame in read.items() if frame is not None}
     version = data_version(processed, md5=md5)
     answers = _answers(data)
     today = datetime.datetime.now(datetime.UTC).date().isoformat()
@@ -121,7 +122,7 @@ def _answers(data: DictConfig) -> dict[str, str]:
     card = data.get("card")
     if card is None:
         return {}
-    given = OmegaConf.to_container(card, resolve=True) if isinstance(card, DictConfig) else card
+    given = as_dict(card) if isinstance(card, DictConfig) else card
     return {key: " ".join(str(value).split()) for key, value in given.items() if value}
 
 

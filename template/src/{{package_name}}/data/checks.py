@@ -7,9 +7,10 @@ once; the entry points decide what to do with them.
 import io
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -92,8 +93,20 @@ def _plain(value):
     return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
 
 
+class SchemaLike(Protocol):
+    """What ``schema_failures`` reads of a schema that is not a pandera model class: a stand-in
+    with a model's name and ``validate`` (batch.py's raw schema less one column)."""
+
+    __name__: str
+
+    def validate(self, frame: pd.DataFrame, /, *, lazy: bool = ...) -> Any: ...
+
+
 def schema_failures(
-    schema: type[pa.DataFrameModel], frame: pd.DataFrame, table: str, columns: list[str]
+    schema: type[pa.DataFrameModel] | SchemaLike,
+    frame: pd.DataFrame,
+    table: str,
+    columns: list[str],
 ) -> list[Failure]:
     """Validate lazily: every failing column and check, with up to five examples each.
 
@@ -201,7 +214,8 @@ def duplicated_content(
     they are more likely a join that fanned out or a file appended twice.
     """
     hashes = {name: row_hashes(frame, features) for name, frame in splits.items()}
-    failures, warnings = [], []
+    failures: list[Failure] = []
+    warnings: list[Failure] = []
     names = list(splits)
     for i, first in enumerate(names):
         seen = hashes[first].to_numpy()  # np.isin sorts: no Python set of every row's hash
@@ -341,7 +355,7 @@ def _shorten(text: str, limit: int = 60) -> str:
 
 
 def write_report(
-    path: Path, failures: list[Failure], checked: dict, warnings: list[Failure] = ()
+    path: Path, failures: list[Failure], checked: dict, warnings: Sequence[Failure] = ()
 ) -> None:
     """reports/validation.json: DVC tracks it as a metric, and the train stage depends on it."""
     path.parent.mkdir(parents=True, exist_ok=True)

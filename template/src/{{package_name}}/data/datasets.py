@@ -10,8 +10,10 @@ the same schema: it would pass again, and it costs 30 ms a split (pandera's per-
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal, overload
 
 import numpy as np
+import pandera.pandas as pa
 import torch
 from omegaconf import DictConfig
 from torch.utils.data import TensorDataset
@@ -37,9 +39,37 @@ from .schemas import (
     schemas_for,
     text_failures,
 )
-from .streaming import stream_split, streams
+from .streaming import ParquetStream, stream_split, streams
 from .text import TokenizedText, load_tokenizer, tokenizer_from_json
 from .version import bytes_md5, schema_digest
+
+
+@overload
+def load_split(
+    data: DictConfig,
+    processed_dir: str | Path,
+    split: str,
+    targets: Callable[[np.ndarray], torch.Tensor],
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    seed: int = 0,
+    *,
+    lazy: Literal[False] = False,
+    tokenizer_json: str | None = None,
+) -> TensorDataset | ImageFiles | TokenizedText: ...
+
+
+@overload
+def load_split(
+    data: DictConfig,
+    processed_dir: str | Path,
+    split: str,
+    targets: Callable[[np.ndarray], torch.Tensor],
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    seed: int = 0,
+    *,
+    lazy: bool,
+    tokenizer_json: str | None = None,
+) -> TensorDataset | ImageFiles | TokenizedText | ParquetStream: ...
 
 
 def load_split(
@@ -52,7 +82,7 @@ def load_split(
     *,
     lazy: bool = False,
     tokenizer_json: str | None = None,
-) -> TensorDataset | ImageFiles | TokenizedText:
+) -> TensorDataset | ImageFiles | TokenizedText | ParquetStream:
     """``(features, target)`` tensors of one split: ``train``, ``val`` or ``test``.
 
     ``augment`` (training only) acts on a batch of images; image datasets read from files
@@ -69,6 +99,8 @@ def load_split(
     evaluate tokenizes with the tokenizer the model was trained with).
     """
     labelled = is_images(data) or is_text(data)  # label: a class index below num_classes
+    processed_schema: type[pa.DataFrameModel]
+    features: list[str]
     if is_images(data):
         processed_schema, features = ImageManifest, []
     elif is_text(data):

@@ -177,7 +177,7 @@ def _labels(
 
 def load_image_source(data, raw_dir: Path) -> ImageSource:
     """The files ``data.source`` names (the bundled digits are written to ``raw_dir`` first)."""
-    from omegaconf import OmegaConf
+    from ..config import as_dict
 
     class_names = list(data.class_names) if data.get("class_names") else None
     if data.source == "bundled":
@@ -198,7 +198,7 @@ def load_image_source(data, raw_dir: Path) -> ImageSource:
                 "name a folder of class folders or a manifest table."
             )
         options = data.get("read_options")
-        read_options = OmegaConf.to_container(options) if options is not None else {}
+        read_options = as_dict(options, resolve=False) if options is not None else {}
         return from_manifest(source, class_names, read_options)
     if not source.exists():
         raise ImageSourceError(

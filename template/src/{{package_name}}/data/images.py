@@ -65,7 +65,8 @@ def decode(path: str | Path, channels: int, content: bytes | None = None) -> tor
     caller has read them already (``validate`` hashes what it decodes).
     """
     try:
-        with Image.open(io.BytesIO(content) if content is not None else path) as image:
+        with Image.open(io.BytesIO(content) if content is not None else path) as opened:
+            image: Image.Image = opened  # an ImageFile; convert() below gives a plain Image
             image.load()  # decodes now: a truncated file raises here, not in the model
             found = channels_of(image.mode)
             if found != channels:

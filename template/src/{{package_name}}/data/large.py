@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from omegaconf import DictConfig, OmegaConf
 
+from ..config import as_dict
 from ..errors import ConfigError
 from .checks import (
     DataValidationError,
@@ -149,7 +150,7 @@ def _source_chunks(data: DictConfig, rows: int) -> Iterator[pd.DataFrame]:
     if source.suffix == ".parquet":
         yield from _parquet_chunks(source, rows)
     elif source.suffix == ".csv":
-        options = OmegaConf.to_container(data.get("read_options") or OmegaConf.create({}))
+        options = as_dict(data.get("read_options") or OmegaConf.create({}), resolve=False)
         try:
             yield from pd.read_csv(source, chunksize=rows, **options)
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
@@ -221,7 +222,8 @@ def prepare(cfg: DictConfig, key: bytes, source: str) -> dict[str, range]:
     where = (int(data.split_seed), float(data.val_fraction), float(data.test_fraction))
 
     # Pass 1: the raw schema, chunk by chunk, and the training rows' moments.
-    moments, failures = _Moments(len(features)), {}
+    moments = _Moments(len(features))
+    failures: dict[tuple[str, str, str], Failure] = {}
     for frame in chunks:
         for failure in schema_failures(raw_schema, frame, f"raw/{data.name}", columns):
             merge_failure(failures, failure)
@@ -362,7 +364,7 @@ def inspect(
     duplicated, result.warnings = duplicated_content(keys, ["content"], max_share)
     result.failures += duplicated
     if not result.failures:
-        drift = OmegaConf.to_container(data.drift)
+        drift = as_dict(data.drift, resolve=False)
         for name in ("val", "test"):
             result.failures += drift_failures(
                 samples["train"],

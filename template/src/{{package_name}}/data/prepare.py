@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import entry_point
+from ..config import as_dict, entry_point
 from ..errors import ConfigError
 from . import large
 from .checks import DataValidationError, format_failures, schema_failures
@@ -120,7 +120,7 @@ def load_raw(data: DictConfig, raw_dir: Path) -> pd.DataFrame:
         refuse_another_source(path, data)
         frame = pd.read_parquet(path)
     else:
-        read_options = OmegaConf.to_container(data.get("read_options") or OmegaConf.create({}))
+        read_options = as_dict(data.get("read_options") or OmegaConf.create({}), resolve=False)
         frame = load_source(data.source, data.name, read_options)
     columns = ["id", *features, data.target]
     table = f"raw/{data.name}"
@@ -254,7 +254,8 @@ def prepare_images(cfg: DictConfig) -> dict[str, pd.DataFrame]:
     return splits
 
 
-def prepare(cfg: DictConfig) -> dict[str, pd.DataFrame]:
+def prepare(cfg: DictConfig) -> dict[str, pd.DataFrame] | dict[str, range]:
+    """The processed splits; for a table larger than memory (``large.py``) each split's rows."""
     data = cfg.data
     if is_images(data):
         return prepare_images(cfg)
@@ -264,7 +265,7 @@ def prepare(cfg: DictConfig) -> dict[str, pd.DataFrame]:
         return prepare_text(cfg, split, write_processed, keep_raw)
     if large.source_is_large(data, cfg.paths.raw_dir):  # larger than memory: in chunks
         source = _normalised(data.source)
-        return large.prepare(cfg, SOURCE_KEY, source)  # type: ignore[return-value] (row ranges)
+        return large.prepare(cfg, SOURCE_KEY, source)  # row ranges: the splits stay on disk
     _, _, features = schemas_for(data.name)
     frame = load_raw(data, Path(cfg.paths.raw_dir))
     processed, stats = transform(split(frame, data), data, features)

@@ -69,7 +69,7 @@ def streams(data: DictConfig, path: str | Path) -> bool:
     if data.get("image_shape") or data.get("tokenizer"):
         return False  # image data has its own lazy dataset (files); texts are token ids in memory
     value = stream_setting(data)
-    if value != "auto":
+    if isinstance(value, bool):  # else "auto"
         return value
     return uncompressed_mb(path) > float(data.get("stream_above_mb", STREAM_ABOVE_MB))
 

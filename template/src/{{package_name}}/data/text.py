@@ -41,6 +41,7 @@ def train_tokenizer(
     """A ``tokenizers.Tokenizer`` trained on ``texts`` (the training split's: never val/test)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+    trainer: trainers.Trainer
     if kind == "wordpiece":
         tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
         trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS)

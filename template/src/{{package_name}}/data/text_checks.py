@@ -18,8 +18,9 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from ..config import as_dict
 from .checks import (
     Failure,
     Validation,
@@ -111,7 +112,7 @@ def inspect_text(cfg: DictConfig) -> Validation:
     duplicated, result.warnings = duplicated_content(content_frames(splits), ["content"], max_share)
     result.failures += duplicated
     if not result.failures:
-        drift = OmegaConf.to_container(data.drift)
+        drift = as_dict(data.drift, resolve=False)
         lengths = {name: length_frame(frame) for name, frame in splits.items()}
         for name in ("val", "test"):
             for failure in drift_failures(

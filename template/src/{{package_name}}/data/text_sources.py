@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from ..config import as_dict
 from .sources import SourceError, read_csv, read_parquet
 
 #: The bundled corpus, beside this module (see its LICENSE-PSF.txt).
@@ -49,7 +50,7 @@ def load_text_source(data: DictConfig) -> pd.DataFrame:
         if path.suffix == ".parquet":
             frame = read_parquet(path)
         elif path.suffix == ".csv":
-            options = OmegaConf.to_container(data.get("read_options") or OmegaConf.create({}))
+            options = as_dict(data.get("read_options") or OmegaConf.create({}), resolve=False)
             frame = read_csv(path, options)
         elif path.suffix in (".jsonl", ".ndjson"):
             frame = read_jsonl(path)

@@ -27,9 +27,10 @@ import math
 import os
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+import pandera.pandas as pa
+from omegaconf import DictConfig
 
-from ..config import check_settings, entry_point
+from ..config import as_dict, check_settings, entry_point
 from . import large
 from .card import write_data_card
 from .checks import (
@@ -136,7 +137,7 @@ def inspect(cfg: DictConfig) -> Validation:
     duplicated, result.warnings = duplicated_content(splits, present, max_share)
     result.failures += duplicated
     if not result.failures:  # drift statistics are meaningless on data that breaks its schema
-        drift = OmegaConf.to_container(data.drift)
+        drift = as_dict(data.drift, resolve=False)
         for name in ("val", "test"):
             result.failures += drift_failures(
                 splits["train"],
@@ -192,7 +193,7 @@ def inspect_images(cfg: DictConfig) -> Validation:
     # What the record keeps of the files themselves (image_checks.files_digest says why).
     result.images = files_digest(root, all_paths(splits))
     if not result.failures:
-        drift = OmegaConf.to_container(data.drift)
+        drift = as_dict(data.drift, resolve=False)
         for name in ("val", "test"):
             result.failures += drift_failures(
                 splits["train"], splits[name], name, [], "label", True, drift
@@ -217,6 +218,7 @@ def check_and_record(cfg: DictConfig) -> Validation:
     checked = {"dataset": cfg.data.name, "splits": list(SPLITS), "md5": md5, "files": result.files}
     write_report(report, result.failures, checked, result.warnings)
     write_data_card(cfg, result.failures, result.warnings, md5)  # reports/data_card.md
+    schema: type[pa.DataFrameModel]
     if is_images(cfg.data):
         schema, columns = ImageManifest, MANIFEST_COLUMNS
     elif is_text(cfg.data):

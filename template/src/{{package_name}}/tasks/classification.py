@@ -33,6 +33,8 @@ class Accuracy(Metric):
     is_differentiable = False
     higher_is_better = True
     full_state_update = False
+    correct: torch.Tensor  # the states add_state registers
+    total: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, Metric, MetricCollection, R2Score
 
 from .base import Task
 
@@ -22,7 +22,11 @@ def metric_collection(prefix: str = "") -> MetricCollection:
 
     ``evaluation/metrics.py`` computes its MSE, MAE and R² with this too.
     """
-    metrics = {"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()}
+    metrics: dict[str, Metric | MetricCollection] = {
+        "mse": MeanSquaredError(),
+        "mae": MeanAbsoluteError(),
+        "r2": R2Score(),
+    }
     collection = MetricCollection(metrics, prefix=prefix)
     return collection.set_dtype(torch.float64)  # sums of squares in float64
 

@@ -101,7 +101,12 @@ class CsvLogger(FolderRuns):
         """A row of ``datasets.csv``: the name, version (the DVC md5), where it lives, its
         shape; one row per name and context."""
         path = self.folder / "datasets.csv"
-        row = {"name": name, "context": context, "digest": digest, "source": source}
+        row: dict[str, str | int] = {
+            "name": name,
+            "context": context,
+            "digest": digest,
+            "source": source,
+        }
         row |= {"rows": len(frame), "columns": len(frame.columns)}
         rows = pd.read_csv(path).to_dict("records") if path.is_file() else []
         rows = [r for r in rows if (r["name"], r["context"]) != (name, context)] + [row]

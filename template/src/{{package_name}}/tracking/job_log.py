@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -130,7 +131,7 @@ class JobLog(Callback):
             self._saved.append((name, stream))
             setattr(sys, name, Tee(stream, self._log))
 
-    def on_job_end(self, config: DictConfig, **kwargs: Any) -> None:
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         # A job that exits with SystemExit (an error message, an exit code) skips this: the
         # process ends there, and the file was flushed line by line (a later job in the same
         # process, a test's, unwraps the streams it left).

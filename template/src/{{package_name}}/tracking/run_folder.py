@@ -9,7 +9,9 @@ MLflow's, so that a resumed training and ``evaluate`` add to the same folder.
 import re
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Self
 
 from ..errors import ConfigError
 from .base import RunNotFoundError
@@ -21,10 +23,14 @@ class FolderRuns:
     """What a folder run's logger (CSV, TensorBoard) does to open a run of its own: the same
     settings (``_settings``), a new folder beside this one, tagged with this run's id."""
 
-    def child(self, run_name: str, run_id: str | None = None):
+    _settings: dict[str, Any]  # the logger's constructor arguments besides the run's own
+    run_id: str
+
+    def child(self, run_name: str, run_id: str | None = None) -> Self:
         """A run of its own beside this one, tagged with its id (a search's trial); ``run_id``:
         the id to open it under (another logger's, ``tracking/multi.py``)."""
-        return type(self)(
+        logger: Callable[..., Self] = type(self)  # a subclass: its constructor takes these
+        return logger(
             **self._settings,
             run_id=run_id,
             run_name=run_name,

@@ -18,7 +18,7 @@ import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -27,6 +27,9 @@ from .run_folder import missing_package
 from .run_info import environment, flatten, git_state, mask_secrets, mask_text
 
 STEP = "trainer/global_step"
+#: What ``wandb.init`` accepts as its ``mode`` and its ``resume``.
+Mode = Literal["online", "offline", "disabled", "shared"]
+Resume = Literal["allow", "never", "must", "auto"]
 
 
 class WandbLogger:
@@ -41,10 +44,10 @@ class WandbLogger:
         run_id: str | None = None,
         run_name: str | None = None,
         entity: str | None = None,
-        mode: str | None = None,
+        mode: Mode | None = None,
         group: str | None = None,
         log_checkpoints: bool = False,
-        resume: str = "allow",
+        resume: Resume = "allow",
         parent_run_id: str | None = None,
     ) -> None:
         try:
@@ -52,7 +55,7 @@ class WandbLogger:
         except ImportError:
             raise missing_package("wandb", "wandb") from None
         self._wandb = wandb
-        self._settings = {
+        self._settings: dict[str, Any] = {  # what a child run (``child``) is opened with
             "project": project,
             "save_dir": save_dir,
             "entity": entity,
@@ -125,7 +128,7 @@ class WandbLogger:
     def log_dataset(
         self, frame: pd.DataFrame, name: str, digest: str, source: str, context: str
     ) -> None:
-        record = {"digest": digest, "source": source, "context": context}
+        record: dict[str, str | int] = {"digest": digest, "source": source, "context": context}
         record |= {"rows": len(frame), "columns": len(frame.columns)}
         self._run.config.update({f"datasets.{name}": record}, allow_val_change=True)
 
