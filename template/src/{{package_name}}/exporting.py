@@ -197,7 +197,7 @@ def versions(state: dict[str, Any], path: Path, cfg: DictConfig) -> dict[str, An
         "run_id": (state.get("trainer_state") or {}).get("run_id"),
         "code": git_state(),
         "data": data_version(cfg.paths.processed_dir),
-        "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
 

@@ -375,6 +375,7 @@ def served_model(ckpt: Path, cfg: DictConfig) -> tuple[Any, Any]:
     if isinstance(model, ImagePredictor):
         # Whatever dataset holds the split, its rows are preprocessed images in [0, 1]: back in
         # raw units (exact for files of image_shape's size; resized ones as the model saw them).
+        assert not isinstance(test, ParquetStream)  # only tables stream (data.streaming)
         images = torch.stack([test[index][0] for index in range(min(2, len(test)))])
         preprocess = model.preprocess
         assert isinstance(preprocess, Preprocess)  # predictor() builds it with preprocess_for

@@ -80,7 +80,7 @@ def steps(pull: bool, push: bool) -> list[Step]:
 
 def run(planned: list[Step], root: Path = Path()) -> Outcome:
     """Run ``planned`` in ``root`` until one fails; what changed, read from the files."""
-    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     before = _md5(root / MODEL)
     for step in planned:
         began = time.monotonic()

@@ -18,7 +18,7 @@ import math
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, dataclass_transform
+from typing import Any
 
 from omegaconf import MISSING, DictConfig
 
@@ -188,14 +188,8 @@ def like(default: Any, *, least: float = 0, fraction: bool = False) -> Rule:
 
 # ---- the schema ---------------------------------------------------------------------------------
 
-_Section = TypeVar("_Section")
-
-
-@dataclass_transform(field_specifiers=(field,))
-def section(cls: type[_Section]) -> type[_Section]:
-    """A section of the schema: no __repr__ or __eq__ to generate (half of every start's cost of
-    it). ``dataclass_transform`` tells type checkers that it makes a dataclass."""
-    return dataclass(repr=False, eq=False)(cls)
+# Each section of the schema below is a dataclass(repr=False, eq=False): generating __repr__ and
+# __eq__ is half of every start's cost of the schema, and nothing compares or prints a section.
 
 
 def setting(default: Any = MISSING, rule: Rule | None = None) -> Any:
@@ -207,7 +201,7 @@ def _monitor(default: Any, **limits: Any) -> Any:
     return setting(default, like(default, **limits))
 
 
-@section
+@dataclass(repr=False, eq=False)
 class EarlyStopping:
     enabled: bool = True
     monitor: str = "val/loss"
@@ -216,7 +210,7 @@ class EarlyStopping:
     min_delta: float = setting(0.0, number(minimum=0))
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Health:
     """The training-health monitors (training/health.py); the one source of their defaults
     for a ``HealthMonitor`` made without a config (configs/trainer/default.yaml repeats them)."""
@@ -235,20 +229,20 @@ class Health:
     sample_predictions_every_s: float = _monitor(30.0)
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Fsdp:  # trainer.strategy=fsdp (training/fsdp.py)
     reshard_after_forward: bool = True
     activation_checkpointing: bool = False
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Ema:  # an exponential moving average of the weights (training/ema.py)
     enabled: bool = False
     decay: float = setting(0.999, number(above=0, below=1))
     warmup: bool = True
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Trainer:
     accelerator: str = setting("auto", one_of(*ACCELERATORS))
     precision: str = setting("32", one_of(*PRECISIONS))
@@ -276,21 +270,21 @@ class Trainer:
     ema: Ema = field(default_factory=Ema)
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Checkpoint:
     every_n_steps: int | None = setting(None, integer(1, nullable=True))
     keep_last: int = setting(2, integer(1))
     async_save: bool = False
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Distillation:  # knowledge distillation (training/distillation.py): off without a teacher
     teacher_ckpt: str | None = None
     temperature: float = setting(4.0, number(above=0))
     weight: float = setting(0.5, number(minimum=0, maximum=1))  # the distillation term's share
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Paths:
     data_dir: str = "data"
     raw_dir: str = "${.data_dir}/raw"
@@ -299,14 +293,14 @@ class Paths:
     output_dir: str | None = None
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Drift:  # ranges: validate's own checks
     max_ks: float = MISSING
     max_label_tvd: float = MISSING  # classification only
     alpha: float = MISSING
 
 
-@section
+@dataclass(repr=False, eq=False)
 class DataCard:  # the data card's answers (data/card.py; validate writes reports/data_card.md)
     source: str = MISSING  # where the data comes from, and how available it is
     license: str = MISSING
@@ -316,7 +310,7 @@ class DataCard:  # the data card's answers (data/card.py; validate writes report
     feedback: str = MISSING  # user feedback or system data (logs, API requests) in it?
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Data:  # task-dependent: configs/data/ gives every value; prepare checks splits and pixels
     name: str = MISSING
     task: str = MISSING
@@ -354,7 +348,7 @@ class Data:  # task-dependent: configs/data/ gives every value; prepare checks s
     card: DataCard = field(default_factory=DataCard)  # optional: unanswered questions are listed
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Optimizer:  # torch.optim refuses some of these only once training starts
     lr: float = setting(MISSING, number(above=0))
     weight_decay: float = setting(MISSING, number(minimum=0))
@@ -364,13 +358,13 @@ class Optimizer:  # torch.optim refuses some of these only once training starts
     betas: list[float] = field(default=MISSING, metadata={"rule": adam_betas})
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Scheduler:  # a negative minimum ratio makes the rate negative at the end: gradient ascent
     warmup_steps: int = setting(MISSING, integer(0))
     min_lr_ratio: float = setting(MISSING, number(minimum=0, maximum=1))
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Train:
     """``train`` (and prepare, validate and the trainer's ``fit``)."""
 
@@ -387,32 +381,32 @@ class Train:
     distillation: Distillation = field(default_factory=Distillation)
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Confidence:
     target_accuracy: float = setting(MISSING, number(above=0, maximum=1))
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Threshold:
     method: str = setting(MISSING, one_of("f1", "cost", "fixed"))
     value: float = setting(MISSING, number(minimum=0, maximum=1))
     cost: list[Any] = MISSING  # cost[true][predicted]
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Slices:
     specs: list[Any] = MISSING
     flag_worst: int = setting(MISSING, integer(0))
     min_rows: int = setting(MISSING, positive_int)
 
 
-@section
+@dataclass(repr=False, eq=False)
 class FeatureImportance:
     enabled: bool = MISSING
     n_repeats: int = setting(MISSING, positive_int)
 
 
-@section
+@dataclass(repr=False, eq=False)
 class BagOfWords:  # text only: the TF-IDF + logistic regression baseline (evaluation/metrics.py)
     enabled: bool = True
     ngrams: int = setting(2, positive_int)  # word 1- to n-grams
@@ -420,7 +414,7 @@ class BagOfWords:  # text only: the TF-IDF + logistic regression baseline (evalu
     c: float = setting(10.0, number(above=0))  # inverse regularisation strength
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Quantization:  # post-training quantization (evaluation/quantization.py)
     enabled: bool = True
     # Per data in configs/evaluation/: the method fits the model (a CNN's convolutions need
@@ -429,14 +423,14 @@ class Quantization:  # post-training quantization (evaluation/quantization.py)
     max_metric_drop: float = setting(MISSING, number(minimum=0))  # the stated tolerance
 
 
-@section
+@dataclass(repr=False, eq=False)
 class ModelCard:  # the model card's answers (evaluation/cards.py; evaluate writes model_card.md)
     intended_use: str = MISSING
     out_of_scope: str = MISSING  # uses it must not be put to
     limitations: str = MISSING  # known, in words; the card adds what the evaluation found
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Registry:  # evaluate's gate to the model registry (evaluation/gate.py, tracking/registry.py)
     enabled: bool = True  # needs an MLflow logger; skipped, with a note, without one
     model_name: str = MISSING  # the registered model's name
@@ -446,7 +440,7 @@ class Registry:  # evaluate's gate to the model registry (evaluation/gate.py, tr
     required: float = MISSING  # the value the metric must reach (>= maximize, <= minimize)
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Evaluation:  # configs/evaluation/: some keys are for classification or regression only
     class_names: list[str] | None = MISSING
     n_bins: int = setting(MISSING, positive_int)
@@ -469,24 +463,24 @@ class Evaluation:  # configs/evaluation/: some keys are for classification or re
     compare_seeds: dict[str, Any] | None = None
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Evaluate(Train):
     evaluation: Evaluation = field(default_factory=Evaluation)
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Predict(Train):
     input: str | None = None
     output: str | None = None
     batch_size: int = setting(1024, positive_int)  # rows per forward pass
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Export(Train):
     output: str | None = None
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Monitoring:  # what the service logs (serving/monitoring.py) and `monitor` reads (monitor.py)
     log: str | None = "outputs/serve/requests.jsonl"  # JSON lines of summaries; null: off
     every_s: float = setting(60.0, number(above=0))  # a summary line at least this often...
@@ -495,7 +489,7 @@ class Monitoring:  # what the service logs (serving/monitoring.py) and `monitor`
     min_rows: int = setting(100, positive_int)  # fewer recent inputs: no verdict (exit 0)
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Serve(Train):  # python -m <package>.serve (serving/)
     # Not `model`: that is the model config group (model=cnn_small) on the command line.
     model_path: str = "outputs/pipeline/model.pt2"  # .pt2 (torch.export) or .onnx (onnxruntime)
@@ -508,12 +502,12 @@ class Serve(Train):  # python -m <package>.serve (serving/)
     monitoring: Monitoring = field(default_factory=Monitoring)
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Monitor(Train):  # python -m <package>.monitor: recent inputs against the training data
     monitoring: Monitoring = field(default_factory=Monitoring)
 
 
-@section
+@dataclass(repr=False, eq=False)
 class HparamsSearch:  # the search space, sampler and pruner are checked by Optuna
     params: dict[str, Any] = MISSING
     metric: str = MISSING
@@ -532,19 +526,19 @@ class HparamsSearch:  # the search space, sampler and pruner are checked by Optu
     plots: bool = MISSING
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Tune(Train):
     hparams_search: HparamsSearch = field(default_factory=HparamsSearch)
 
 
-@section
+@dataclass(repr=False, eq=False)
 class CrossValidation:  # python -m <package>.cv (training/crossval.py, data/folds.py)
     folds: int = setting(5, integer(2))  # k: each fold trains on (k - 1) / k of the training rows
     seed: int = setting(42, integer())  # deals the rows into folds (the model's seed is `seed`)
     alpha: float = setting(0.05, number(above=0, below=1))  # intervals at 1 - alpha; the test
 
 
-@section
+@dataclass(repr=False, eq=False)
 class Cv(Train):
     cv: CrossValidation = field(default_factory=CrossValidation)
 

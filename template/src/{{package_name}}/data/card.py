@@ -47,7 +47,7 @@ def write_data_card(
     frames = {split: frame for split, frame in read.items() if frame is not None}
     version = data_version(processed, md5=md5)
     answers = _answers(data)
-    today = datetime.datetime.now(datetime.UTC).date().isoformat()
+    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
     lines = [
         f"# Data card: {data.name}",
         "",

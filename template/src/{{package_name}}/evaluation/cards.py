@@ -37,7 +37,7 @@ def write_model_card(
     ``run_id``, ``data``, ``steps``); ``answers``: ``evaluation.card``.
     """
     answers = {k: " ".join(str(v).split()) for k, v in (answers or {}).items() if v}
-    today = datetime.datetime.now(datetime.UTC).date().isoformat()
+    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
     lines = [
         f"# Model card: {model.get('name', 'model')} on {model.get('data', 'its data')}",
         "",

@@ -17,7 +17,7 @@ With fewer than ``monitoring.min_rows`` inputs in the window there is no verdict
 
 import json
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +109,7 @@ def recent(
     """The lines whose window ended in the last ``hours`` (None: all)."""
     if hours is None:
         return lines
-    since = (now or datetime.now(UTC)) - timedelta(hours=float(hours))
+    since = (now or datetime.now(timezone.utc)) - timedelta(hours=float(hours))
     return [line for line in lines if parse_time(line["end"]) >= since]
 
 

@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +174,7 @@ def histogram_quantile(
 
 def utc(seconds: float) -> str:
     """A time as UTC ISO 8601 with milliseconds, ``2026-01-01T00:00:00.000Z``."""
-    moment = datetime.fromtimestamp(seconds, UTC)
+    moment = datetime.fromtimestamp(seconds, timezone.utc)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

@@ -11,12 +11,14 @@ import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, TypeVar
 
 from ..errors import ConfigError
 from .base import RunNotFoundError
 
 RESUME_CHOICES = ("must", "allow")
+# The logger child() is called on (typing.Self, but the package runs on Python 3.10 too).
+_Runs = TypeVar("_Runs", bound="FolderRuns")
 
 
 class FolderRuns:
@@ -26,10 +28,10 @@ class FolderRuns:
     _settings: dict[str, Any]  # the logger's constructor arguments besides the run's own
     run_id: str
 
-    def child(self, run_name: str, run_id: str | None = None) -> Self:
+    def child(self: _Runs, run_name: str, run_id: str | None = None) -> _Runs:
         """A run of its own beside this one, tagged with its id (a search's trial); ``run_id``:
         the id to open it under (another logger's, ``tracking/multi.py``)."""
-        logger: Callable[..., Self] = type(self)  # a subclass: its constructor takes these
+        logger: Callable[..., _Runs] = type(self)  # a subclass: its constructor takes these
         return logger(
             **self._settings,
             run_id=run_id,
