@@ -107,19 +107,12 @@ def _first_of_each(key, among=COMBINATIONS) -> set[str]:
 
 # The package is the same for every render of one (task, use_mlflow): mypy checks one of each.
 TYPECHECKED = _first_of_each(_code_key)
-# ... on one worker, in the order of their Python versions: mypy's cache of the libraries (torch
-# alone is most of its time) is kept per Python version, so each version analyses them once.
-TYPECHECK_PARAMS = [
-    pytest.param(c, id=combination_id(c), marks=pytest.mark.xdist_group("mypy"))
-    for c in sorted(COMBINATIONS, key=lambda c: c["python_version"])
-    if combination_id(c) in TYPECHECKED
-]
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("answers", TYPECHECK_PARAMS)
+@pytest.mark.parametrize("answers", [p for p in COMBINATION_PARAMS if p.id in TYPECHECKED])
 def test_render_passes_mypy(render, answers, tmp_path_factory):
-    # `make typecheck`'s command, with the settings in the render's pyproject.toml.
+    # `make typecheck`'s command, with the settings in the render's pyproject.toml. One cache per
+    # test worker: the libraries' modules (torch alone is most of the time) are analysed once per
+    # Python version and set of settings.
     project = render(answers)
     cache = tmp_path_factory.getbasetemp() / "mypy-cache"
     proc = run(["mypy", "--cache-dir", str(cache)], cwd=project.path)
