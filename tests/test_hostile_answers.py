@@ -150,17 +150,22 @@ with open({log!r}, "a", encoding="utf-8") as log:
 
 
 def make_with_stand_ins(project: Path, tmp_path: Path, target: str) -> list[list[str]]:
-    """Run `make <target>` with dvc, mlflow, python, pre-commit and git recording their calls.
+    """Run `make <target>` with dvc, mlflow, python, pre-commit, git and uv recording their calls.
 
     VENV points at the stand-ins' folder: the Makefile puts its bin/ first on PATH, and skips
     creating the environment because the folder exists."""
     venv = tmp_path / "stand-ins"
     log = tmp_path / "calls.jsonl"
     (venv / "bin").mkdir(parents=True, exist_ok=True)
-    for name in ["dvc", "mlflow", "python", "python3", "pre-commit", "git"]:
+    for name in ["dvc", "mlflow", "python", "python3", "pre-commit", "git", "uv"]:
         tool = venv / "bin" / name
         tool.write_text(RECORDER.format(python=sys.executable, log=str(log)), encoding="utf-8")
         tool.chmod(0o755)
+    # The lock the first `make setup` writes with `uv lock` (a stand-in here, which writes nothing):
+    # the installer reads torch's version from it.
+    lock = project / "uv.lock"
+    if not lock.exists():
+        lock.write_text('version = 1\n\n[[package]]\nname = "torch"\nversion = "2.9.1"\n')
     env = tool_env(NVIDIA_SMI=str(tmp_path / "no-nvidia-smi"))
     proc = subprocess.run(
         ["make", target, f"VENV={venv}"],
