@@ -107,12 +107,22 @@ def _first_of_each(key, among=COMBINATIONS) -> set[str]:
 
 # The package is the same for every render of one (task, use_mlflow): mypy checks one of each.
 TYPECHECKED = _first_of_each(_code_key)
+# One test worker per Python version: mypy's cache is kept per version and reused across renders
+# (the settings are the same in every render), so the libraries (torch alone is most of the
+# time, about a minute) are analysed once per version and a render after the first takes seconds.
+TYPECHECK_PARAMS = [
+    pytest.param(
+        c, id=combination_id(c), marks=pytest.mark.xdist_group(f"mypy-{c['python_version']}")
+    )
+    for c in COMBINATIONS
+    if combination_id(c) in TYPECHECKED
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("answers", [p for p in COMBINATION_PARAMS if p.id in TYPECHECKED])
+@pytest.mark.parametrize("answers", TYPECHECK_PARAMS)
 def test_render_passes_mypy(render, answers, tmp_path_factory):
-    # `make typecheck`'s command, with the settings in the render's pyproject.toml. One cache per
-    # test worker: the libraries' modules (torch alone is most of the time) are analysed once per
-    # Python version and set of settings.
+    # `make typecheck`'s command, with the settings in the render's pyproject.toml.
     project = render(answers)
     cache = tmp_path_factory.getbasetemp() / "mypy-cache"
     proc = run(["mypy", "--cache-dir", str(cache)], cwd=project.path)
