@@ -43,6 +43,10 @@ from .streaming import ParquetStream, stream_split, streams
 from .text import TokenizedText, load_tokenizer, tokenizer_from_json
 from .version import bytes_md5, schema_digest
 
+# What load_split gives: a split in memory, or (lazy=True, a table larger than memory) a stream.
+InMemorySplit = TensorDataset | ImageFiles | TokenizedText
+Split = InMemorySplit | ParquetStream
+
 
 @overload
 def load_split(
@@ -55,7 +59,7 @@ def load_split(
     *,
     lazy: Literal[False] = False,
     tokenizer_json: str | None = None,
-) -> TensorDataset | ImageFiles | TokenizedText: ...
+) -> InMemorySplit: ...
 
 
 @overload
@@ -69,7 +73,7 @@ def load_split(
     *,
     lazy: bool,
     tokenizer_json: str | None = None,
-) -> TensorDataset | ImageFiles | TokenizedText | ParquetStream: ...
+) -> Split: ...
 
 
 def load_split(
@@ -82,7 +86,7 @@ def load_split(
     *,
     lazy: bool = False,
     tokenizer_json: str | None = None,
-) -> TensorDataset | ImageFiles | TokenizedText | ParquetStream:
+) -> Split:
     """``(features, target)`` tensors of one split: ``train``, ``val`` or ``test``.
 
     ``augment`` (training only) acts on a batch of images; image datasets read from files

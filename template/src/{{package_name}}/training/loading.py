@@ -18,13 +18,9 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from ..data.images import ImageFiles
+from ..data.datasets import Split
 from ..data.streaming import ParquetStream, StreamBatches
-from ..data.text import TokenizedText
 from . import distributed
-
-#: A split as ``data.datasets.load_split`` reads it (``lazy``: a large table is a stream).
-Split = TensorDataset | ImageFiles | TokenizedText | ParquetStream
 
 
 class TensorBatches:
