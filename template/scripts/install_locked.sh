@@ -8,8 +8,8 @@
 # machine whose NVIDIA driver answers) the lock is installed as it is. For any other build (the CPU
 # one by default where no driver answers), the lock is installed without torch and those
 # libraries, and then the same torch version from that build's index: every other package is
-# exactly the locked one. The install is `pip install --require-hashes --no-deps` of what
-# `uv export` writes, which is also how to install the lock without uv (docs: Locked environments).
+# exactly the locked one. The install is `uv pip install --require-hashes --no-deps` of what
+# `uv export` writes; pip installs the same file the same way (docs/how-to/lock-dependencies.md).
 #
 # Settings, from the environment:
 #   VENV=<folder>          the virtual environment (default .venv)
